@@ -1,0 +1,199 @@
+"""decode(): the one iteration manager every rule and domain goes through.
+
+Per step, for the rows that are not finished (finished rows are dropped from the denoiser call and cost nothing):
+1. call the denoiser once on the canvases (conditioning tensors follow the row selection);
+2. gather the logits of each row's window: its active block (the first block that still holds a masked
+   position), plus the next block for rules with history;
+3. forbid the mask token as a candidate (committing it would undo progress), choose candidate tokens (TokenChooser) and wrap the statistics (StepStats, computed lazily, in ``stats_dtype``);
+4. for rules with history, update the per-position KL history and keep log(p + eps) for the next step, only for
+   the window (ALGORITHMS.md, "Cost"), shifting it when a row's block advances;
+5. ask the rule which positions to commit, write their tokens, record the step and the NFE.
+Rows advance through their blocks independently, so a batch gives exactly the row-by-row result.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from mdsample.core.callbacks import Callback
+from mdsample.core.denoiser import Denoiser
+from mdsample.core.rules.base import Rule, StepContext, ensure_progress
+from mdsample.core.schedule import BlockSchedule, Blocks, tokens_this_step
+from mdsample.core.state import MaskedState
+from mdsample.core.stats import KL_EPS, StepStats
+from mdsample.core.tokens import TokenChooser
+
+
+@dataclass
+class DecodeResult:
+    """The finished canvases and what they cost: NFE and wall-clock seconds per row, commit step per position."""
+
+    tokens: torch.Tensor
+    nfe: torch.Tensor
+    wall_s: torch.Tensor
+    commit_step: torch.Tensor
+    steps: int
+    state: MaskedState
+
+
+class _Progress:
+    """Per-row block bookkeeping: active block, step inside it, masked count at its start."""
+
+    def __init__(self, state: MaskedState, blocks: Blocks):
+        self.blocks = blocks
+        counts = self.block_counts(state)
+        self.block = _first_nonzero(counts)
+        self.step = torch.zeros_like(self.block)
+        self.n0 = counts.gather(1, self.block.unsqueeze(1)).squeeze(1)
+
+    def block_counts(self, state: MaskedState) -> torch.Tensor:
+        gen = state.masked[:, state.gen_start :]
+        return gen.view(state.batch, self.blocks.count, self.blocks.length).sum(dim=-1)
+
+    def advance(self, state: MaskedState, rows: torch.Tensor) -> torch.Tensor:
+        """Step the given rows; returns, per row, how far its block moved (0 when it stays)."""
+        counts = self.block_counts(state)
+        new_block = _first_nonzero(counts)
+        moved = torch.zeros_like(self.block)
+        moved[rows] = (new_block - self.block)[rows]
+        stays = moved == 0
+        self.step[rows] += 1
+        self.step = torch.where(stays, self.step, torch.zeros_like(self.step))
+        self.n0 = torch.where(stays, self.n0, counts.gather(1, new_block.unsqueeze(1)).squeeze(1))
+        self.block = torch.where(stays, self.block, new_block)
+        return moved
+
+
+def _first_nonzero(counts: torch.Tensor) -> torch.Tensor:
+    """Index of the first block with a masked position (0 for rows with none; those rows are finished)."""
+    return (counts > 0).long().argmax(dim=1)
+
+
+class _History:
+    """KLASS's memory for the window: log(p + eps) of the previous step and the last H KL values."""
+
+    def __init__(self, batch: int, window: int, vocab: int, length: int, device: torch.device, dtype: torch.dtype):
+        self.log_eps = torch.log(torch.tensor(KL_EPS, dtype=dtype)).item()
+        self.prev = torch.full((batch, window, vocab), self.log_eps, dtype=dtype, device=device)
+        self.kl = torch.zeros(batch, window, length, dtype=dtype, device=device)
+
+    def update(self, rows: torch.Tensor, stats: StepStats) -> torch.Tensor:
+        kl = stats.kl_from(self.prev[rows])
+        self.kl[rows] = torch.cat([self.kl[rows, :, 1:], kl.unsqueeze(-1)], dim=-1)
+        self.prev[rows] = stats.log_probs_eps
+        return self.kl[rows]
+
+    def shift(self, moved: torch.Tensor, block: int) -> None:
+        """Rows whose block advanced by one inherit the next-block half; whatever else moved starts afresh.
+
+        The fresh values are never read by a stability check: a block's first check (step H-1) only reads KL
+        values computed inside it, the first against the step before the block began.
+        """
+        window = self.prev.shape[1]
+        one = moved == 1
+        if window > block:
+            self.prev[one, :block] = self.prev[one, block:]
+            self.kl[one, :block] = self.kl[one, block:]
+        self._reset(moved > 0, slice(block if window > block else 0, window))
+        self._reset(moved > 1, slice(0, block))
+
+    def _reset(self, rows: torch.Tensor, cols: slice) -> None:
+        self.prev[rows, cols] = self.log_eps
+        self.kl[rows, cols] = 0
+
+
+def _subset(conditioning: dict[str, torch.Tensor], rows: torch.Tensor, batch: int, full: bool) -> dict:
+    if full:
+        return conditioning
+    return {k: v[rows] if torch.is_tensor(v) and v.shape[:1] == (batch,) else v for k, v in conditioning.items()}
+
+
+@torch.no_grad()
+def decode(
+    denoiser: Denoiser,
+    state: MaskedState,
+    rule: Rule,
+    *,
+    schedule: BlockSchedule | None = None,
+    chooser: TokenChooser | None = None,
+    conditioning: dict[str, torch.Tensor] | None = None,
+    generator: torch.Generator | None = None,
+    stats_dtype: torch.dtype = torch.float32,
+    callbacks: Sequence[Callback] = (),
+) -> DecodeResult:
+    """Fill every masked position of ``state`` (in place) with ``rule`` choosing positions and ``chooser`` tokens."""
+    blocks = (schedule or BlockSchedule()).resolve(state.gen_length)
+    chooser = chooser or TokenChooser()
+    conditioning = conditioning or {}
+    device = state.tokens.device
+    progress = _Progress(state, blocks)
+    window = blocks.length * (2 if rule.history and blocks.count > 1 else 1)
+    offsets = torch.arange(window, device=device)
+    history: _History | None = None
+    for cb in callbacks:
+        cb.on_start(state)
+
+    step = 0
+    last = time.perf_counter()
+    while True:
+        state.finished = ~state.masked[:, state.gen_start :].any(dim=1)
+        rows = (~state.finished).nonzero().squeeze(1)
+        now = time.perf_counter()
+        if step:
+            state.wall_s[prev_rows.cpu()] += now - last
+        last = now
+        if rows.numel() == 0:
+            break
+        full = rows.numel() == state.batch
+        tokens = state.tokens if full else state.tokens[rows]
+        logits = denoiser(tokens, **_subset(conditioning, rows, state.batch, full))
+        state.nfe[rows] += 1
+
+        rel = progress.block[rows].unsqueeze(1) * blocks.length + offsets
+        valid = rel < state.gen_length
+        idx = state.gen_start + rel.clamp_max(state.gen_length - 1)
+        win_logits = logits.gather(1, idx.unsqueeze(-1).expand(-1, -1, logits.shape[-1]))
+        if state.mask_id < win_logits.shape[-1]:
+            win_logits[..., state.mask_id] = float("-inf")
+        win_tokens = tokens.gather(1, idx)
+        active = (win_tokens == state.mask_id) & valid & (offsets < blocks.length)
+
+        x0 = chooser(win_logits, generator)
+        stats = StepStats(win_logits, x0, stats_dtype)
+        kl_history = None
+        if rule.history:
+            if history is None:
+                history = _History(state.batch, window, logits.shape[-1], rule.history, device, stats_dtype)
+            kl_history = history.update(rows, stats)
+        remaining = active.sum(dim=1)
+        k = tokens_this_step(rule.schedule, progress.n0[rows], remaining, progress.step[rows], blocks.steps)
+        ctx = StepContext(active, k, progress.step[rows], blocks.steps, blocks.length, kl_history, generator)
+        chosen = ensure_progress(rule.select(stats, ctx) & active, stats.conf, active)
+
+        head = idx[:, : blocks.length]
+        commit = chosen[:, : blocks.length]
+        new = torch.where(commit, x0[:, : blocks.length], win_tokens[:, : blocks.length])
+        updated = tokens.scatter(1, head, new)
+        marks = state.commit_step[rows].scatter(
+            1, head, torch.where(commit, (state.nfe[rows] - 1).unsqueeze(1), state.commit_step[rows].gather(1, head))
+        )
+        state.tokens[rows] = updated
+        state.commit_step[rows] = marks
+        moved = progress.advance(state, rows)
+        if history is not None and bool((moved != 0).any()):
+            history.shift(moved, blocks.length)
+        if callbacks:
+            committed = torch.zeros_like(state.tokens, dtype=torch.bool)
+            committed[rows] = torch.zeros_like(tokens, dtype=torch.bool).scatter(1, head, commit)
+            for cb in callbacks:
+                cb.on_step(state, step, rows, committed)
+        prev_rows = rows
+        step += 1
+
+    for cb in callbacks:
+        cb.on_end(state)
+    return DecodeResult(state.tokens, state.nfe, state.wall_s, state.commit_step, step, state)

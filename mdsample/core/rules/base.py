@@ -1,0 +1,84 @@
+"""The Rule contract: a small object with a config dataclass and one ``select`` method.
+
+A rule sees this step's statistics for the active window and returns which positions to commit. It never sees
+the model, the cache or the canvas: the loop owns those. Everything is batched: ``select`` gets ``b`` rows at once
+and must not loop over rows or positions in Python.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+
+from mdsample.core.stats import StepStats
+
+
+@dataclass
+class StepContext:
+    """What the loop knows about this step, per active row.
+
+    ``active[b, W]``: masked positions of the active block (only these may be committed; columns >= block_length
+    are the next block, present for rules with history). ``k[b]``: the schedule's count for this step, already in
+    [1, remaining]. ``step_in_block[b]``: 0-based step index inside the row's block. ``kl_history[b, W, H]``: the
+    last H KL values per window position (rules with ``history`` > 0 only).
+    """
+
+    active: torch.Tensor
+    k: torch.Tensor
+    step_in_block: torch.Tensor
+    steps_per_block: int
+    block_length: int
+    kl_history: torch.Tensor | None = None
+    generator: torch.Generator | None = None
+
+
+@dataclass
+class NoOptions:
+    """Rules without options use this empty config."""
+
+
+class Rule:
+    """Base class of selection rules. Subclasses set ``name``, ``Config`` and implement ``select``.
+
+    ``schedule`` names the tokens-per-step schedule feeding ``ctx.k`` ("linear" or "cosine"); adaptive rules keep
+    "linear" as their fallback count. ``history`` > 0 asks the loop for that many past KL values per position.
+    """
+
+    name: ClassVar[str]
+    Config: ClassVar[type] = NoOptions
+    schedule: ClassVar[str] = "linear"
+
+    def __init__(self, config: Any = None, **options: Any):
+        self.config = config if config is not None else self.Config(**options)
+
+    @property
+    def history(self) -> int:
+        return 0
+
+    def select(self, stats: StepStats, ctx: StepContext) -> torch.Tensor:
+        """Bool [b, W]: positions to commit; a subset of ``ctx.active`` with at least one per row."""
+        raise NotImplementedError(f"rule {type(self).__name__} must implement select()")
+
+
+def top_k_mask(scores: torch.Tensor, candidates: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """Bool mask of the ``k[row]`` highest-scoring candidates of each row (ties broken as torch.topk breaks them).
+
+    When every row asks for the same k this is exactly ``torch.topk(scores, k)`` per row, as the reference loops
+    call it; otherwise it takes the max k once and keeps each row's prefix.
+    """
+    masked_scores = scores.masked_fill(~candidates, float("-inf"))
+    k_max = int(k.max())
+    idx = masked_scores.topk(k_max, dim=-1).indices
+    keep = torch.arange(k_max, device=k.device).unsqueeze(0) < k.unsqueeze(1)
+    chosen = torch.zeros_like(candidates).scatter(-1, idx, keep)
+    return chosen & candidates
+
+
+def ensure_progress(chosen: torch.Tensor, scores: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+    """Add the best candidate to every row that has candidates but chose none."""
+    stuck = ~chosen.any(dim=-1, keepdim=True)
+    best = scores.masked_fill(~candidates, float("-inf")).argmax(dim=-1, keepdim=True)
+    first = torch.zeros_like(candidates).scatter(-1, best, True) & candidates
+    return chosen | (first & stuck)

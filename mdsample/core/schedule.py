@@ -1,0 +1,74 @@
+"""Tokens-per-step schedules and semi-autoregressive blocks.
+
+The generation region is tiled into blocks of ``block_length``; each block gets ``steps // num_blocks`` steps.
+A schedule says how many positions a step commits: "linear" is LLaDA's get_num_transfer_tokens (the block's
+masked count at its start, spread evenly, the first ``n % steps`` steps taking one more), "cosine" is MaskGIT's
+(the fraction still masked after step s is cos(pi/2 * (s+1)/steps)). Adaptive rules (MED, threshold, ...)
+ignore the count except as a fallback. Every count is clamped to [1, remaining] so a block always makes
+progress and never selects a non-masked position (ALGORITHMS.md: the reference's defect not to copy).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from mdsample.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Blocks:
+    """The resolved block layout of one decode: ``count`` blocks of ``length`` positions, ``steps`` each."""
+
+    count: int
+    length: int
+    steps: int
+
+
+@dataclass(frozen=True)
+class BlockSchedule:
+    """``steps`` in total (None: one token per step) over blocks of ``block_length`` (None: one block)."""
+
+    steps: int | None = None
+    block_length: int | None = None
+
+    def resolve(self, gen_length: int) -> Blocks:
+        block = gen_length if self.block_length is None else self.block_length
+        if block < 1 or gen_length % block:
+            raise ConfigError(
+                f"decode.block_length={block} must divide the generation length {gen_length} "
+                f"(e.g. one of {_divisors(gen_length)})"
+            )
+        count = gen_length // block
+        steps = gen_length if self.steps is None else self.steps
+        if steps < count or steps % count:
+            raise ConfigError(
+                f"decode.steps={steps} must be a positive multiple of the number of blocks ({count}); "
+                f"use e.g. {count * max(1, steps // count)}"
+            )
+        return Blocks(count=count, length=block, steps=steps // count)
+
+
+def tokens_this_step(
+    kind: str, n0: torch.Tensor, remaining: torch.Tensor, step: torch.Tensor, steps: int
+) -> torch.Tensor:
+    """How many positions each row commits at block step ``step`` (0-based), clamped to [1, remaining].
+
+    ``n0`` is each row's masked count at its block's start, ``remaining`` its masked count now.
+    """
+    if kind == "linear":
+        k = n0 // steps + (step < n0 % steps).long()
+    elif kind == "cosine":
+        ratio = torch.cos(math.pi / 2 * (step + 1).double() / steps)
+        still_masked = torch.floor(n0.double() * ratio).long()
+        k = remaining - still_masked
+    else:
+        raise ConfigError(f"unknown schedule {kind!r}; choose one of: cosine, linear")
+    k = torch.where(step >= steps - 1, remaining, k)
+    return torch.minimum(k.clamp_min(1), remaining)
+
+
+def _divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0][:8]
