@@ -1,0 +1,115 @@
+"""decode(): batching, determinism, per-row stopping and accounting."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mdsample.core import BlockSchedule, MaskedState, TokenChooser, decode
+from mdsample.core.callbacks import TraceRecorder
+from mdsample.core.rules import BUILTIN_RULES
+from mdsample.errors import ConfigError
+from tests.core.toys import MixingDenoiser, ProductDenoiser
+
+ADAPTIVE = {"klass": {"conf_threshold": 0.6, "kl_threshold": 0.05}, "med": {"entropy_threshold": 0.5}}
+
+
+def make_rule(name):
+    return BUILTIN_RULES[name](**ADAPTIVE.get(name, {}))
+
+
+def prompts(b):
+    return torch.randint(0, 10, (b, 3), generator=torch.Generator().manual_seed(7))
+
+
+def decode_rows(model, name, prompt, schedule, frozen_cols=()):
+    state = MaskedState.blank(prompt.shape[0], 12, model.mask_id)
+    state = MaskedState(torch.cat([prompt, state.tokens], 1), model.mask_id, gen_start=prompt.shape[1])
+    for c in frozen_cols:
+        state.tokens[:, c] = 2
+        state.frozen[:, c] = True
+    return decode(model, state, make_rule(name), schedule=schedule, stats_dtype=torch.float64)
+
+
+@pytest.mark.parametrize("name", ["klass", "confidence", "med", "ar_med", "eb", "threshold", "margin", "entropy"])
+@pytest.mark.parametrize("block_length", [12, 4])
+def test_batched_equals_row_by_row(name, block_length):
+    model = MixingDenoiser(length=15, seed=3, sharpness=6.0)
+    p = prompts(4)
+    schedule = BlockSchedule(steps=12, block_length=block_length)
+    batched = decode_rows(model, name, p, schedule, frozen_cols=(9,))
+    for i in range(4):
+        single = decode_rows(model, name, p[i : i + 1], schedule, frozen_cols=(9,))
+        assert torch.equal(batched.tokens[i], single.tokens[0])
+        assert int(batched.nfe[i]) == int(single.nfe[0])
+        assert torch.equal(batched.commit_step[i], single.commit_step[0])
+
+
+def test_finished_rows_cost_nothing_more():
+    model = MixingDenoiser(length=15, seed=1, sharpness=6.0)
+    calls = []
+
+    def counting(tokens, **kw):
+        calls.append(tokens.shape[0])
+        return model(tokens)
+
+    counting.mask_id, counting.vocab_size = model.mask_id, model.vocab_size
+    state = MaskedState.blank(3, 12, model.mask_id, prompt=prompts(1))
+    state.tokens[1, 3:] = 1  # row 1 has nothing to fill
+    state.frozen[1, 3:] = True
+    state.tokens[2, 3:13] = 1  # row 2 has two masked positions
+    state.frozen[2, 3:13] = True
+    result = decode(counting, state, make_rule("confidence"))
+    assert result.nfe.tolist() == [12, 0, 2]
+    assert calls[:2] == [2, 2] and all(c == 1 for c in calls[2:]) and len(calls) == 12
+
+
+def test_same_seed_same_tokens_and_different_seed_differs():
+    model = MixingDenoiser(length=15, seed=0, sharpness=2.0)
+
+    def sample(seed):
+        state = MaskedState.blank(6, 12, model.mask_id, prompt=prompts(1))
+        g = torch.Generator().manual_seed(seed)
+        return decode(model, state, make_rule("random"), chooser=TokenChooser(temperature=1.0), generator=g).tokens
+
+    assert torch.equal(sample(5), sample(5))
+    assert not torch.equal(sample(5), sample(6))
+
+
+def test_product_distribution_klass_commits_everything_confident_after_history():
+    """With a fixed product distribution the KL is exactly 0 from the second step on: after H steps every
+    confident position is ready at once, so KLASS needs H + (steps for the unconfident ones)."""
+    probs = torch.tensor([[0.97, 0.01, 0.01, 0.01]] * 6 + [[0.4, 0.3, 0.2, 0.1]] * 2, dtype=torch.float64)
+    logits = torch.log(probs).unsqueeze(0)
+    mask_id = 4
+    logits = torch.cat([logits, torch.full((1, 8, 1), -1e4, dtype=torch.float64)], -1)
+    model = ProductDenoiser(logits, mask_id)
+    state = MaskedState.blank(1, 8, mask_id)
+    rule = BUILTIN_RULES["klass"](conf_threshold=0.9, kl_threshold=1e-6, history=2)
+    result = decode(model, state, rule, stats_dtype=torch.float64)
+    # step 0, 1: fallback one each (confident ones first); step 1 checks stability: KL(step0) is vs zeros -> not
+    # stable; step 2: the 4 remaining confident ones at once; then the two unconfident ones one per step.
+    assert int(result.nfe[0]) == 5
+    assert sorted(result.commit_step[0].tolist()) == [0, 1, 2, 2, 2, 2, 3, 4]
+
+
+def test_trace_recorder_and_schedule_errors():
+    model = MixingDenoiser(length=15, seed=0)
+    trace = TraceRecorder(rows=1)
+    state = MaskedState.blank(2, 12, model.mask_id, prompt=prompts(1))
+    decode(model, state, make_rule("confidence"), schedule=BlockSchedule(6, 4), callbacks=[trace])
+    assert len(trace.frames) == 6 and trace.frames[0].shape == (1, 15)
+    with pytest.raises(ConfigError, match="block_length"):
+        BlockSchedule(12, 5).resolve(12)
+    with pytest.raises(ConfigError, match="multiple of the number of blocks"):
+        BlockSchedule(5, 4).resolve(12)
+
+
+def test_maskgit_follows_cosine_schedule():
+    model = MixingDenoiser(length=19, seed=0)
+    state = MaskedState.blank(1, 16, model.mask_id, prompt=prompts(1))
+    result = decode(model, state, BUILTIN_RULES["maskgit"](), schedule=BlockSchedule(steps=4),
+                    chooser=TokenChooser(temperature=1.0), generator=torch.Generator().manual_seed(0))
+    counts = torch.bincount(result.commit_step[0, 3:], minlength=4).tolist()
+    # still masked after step s: floor(16 cos(pi/2 (s+1)/4)) = 14, 11, 6, 0
+    assert counts == [2, 3, 5, 6]
