@@ -69,7 +69,7 @@ def top_k_mask(scores: torch.Tensor, candidates: torch.Tensor, k: torch.Tensor) 
     call it; otherwise it takes the max k once and keeps each row's prefix.
     """
     masked_scores = scores.masked_fill(~candidates, float("-inf"))
-    k_max = int(k.max())
+    k_max = min(int(k.max()), scores.shape[-1])
     idx = masked_scores.topk(k_max, dim=-1).indices
     keep = torch.arange(k_max, device=k.device).unsqueeze(0) < k.unsqueeze(1)
     chosen = torch.zeros_like(candidates).scatter(-1, idx, keep)
