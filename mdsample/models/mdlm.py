@@ -1,0 +1,117 @@
+"""The MDLM training objective (Sahoo et al., 2024) for a bidirectional denoiser without time conditioning.
+
+Forward process, linear schedule ``alpha_t = 1 - t``: at time ``t`` each maskable token is independently replaced
+by the mask token with probability ``t``. With the SUBS parameterisation (the denoiser never predicts the mask
+token, and unmasked tokens are copied through) the continuous-time NELBO of a sequence ``x`` is
+
+    E_{t ~ U(0, 1)} [ (-alpha'_t / (1 - alpha_t)) * sum_{l masked in x_t} -log p_theta(x_l | x_t) ]
+
+and for the linear schedule the weight ``-alpha'_t / (1 - alpha_t)`` is ``1 / t``. The denoiser gets no ``t``: the
+number of masks in ``x_t`` already tells it how far along the process is, which is what lets samplers call it
+with any canvas.
+
+Everything here is a pure function of tensors (plus an optional ``torch.Generator``), so a trainer, a test or an
+evaluation script can reuse it with any model that maps tokens to logits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+
+
+class MdlmLoss(NamedTuple):
+    """``loss``: the 1/t-weighted NELBO per maskable token (what to minimise); ``masked_ce``: the plain mean
+    cross-entropy over the masked tokens (easier to read in logs, since it does not blow up at small ``t``)."""
+
+    loss: torch.Tensor
+    masked_ce: torch.Tensor
+
+
+def sample_times(
+    batch: int, *, eps: float = 1e-3, device: torch.device | str | None = None, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Low-discrepancy times ``t[B]`` in ``[eps, 1)``: one uniform offset, then ``B`` evenly spaced strata.
+
+    Spreading the batch evenly over ``[0, 1)`` instead of drawing ``B`` independent uniforms keeps the estimator
+    unbiased (each ``t_i`` is still marginally uniform) and cuts the variance of the 1/t-weighted loss, which is
+    dominated by how many rows happen to land at small ``t``. ``eps`` keeps the weight 1/t bounded.
+    """
+    offset = torch.rand((), device=device, generator=generator)
+    u = (offset + torch.arange(batch, device=device) / batch) % 1.0
+    return eps + (1.0 - eps) * u
+
+
+def mask_tokens(
+    x0: torch.Tensor,
+    t: torch.Tensor,
+    mask_id: int,
+    *,
+    frozen_prefix: int = 0,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sample ``x_t``: mask each position ``>= frozen_prefix`` of row ``i`` independently with probability ``t[i]``.
+
+    Returns ``(xt, masked)`` where ``masked[B, L]`` marks the positions replaced by ``mask_id``. Positions before
+    ``frozen_prefix`` (e.g. BOS) are never masked because the sampler never masks them either. Padding is
+    maskable on purpose: predicting where the padding starts is how a fixed-length model learns lengths.
+    """
+    u = torch.rand(x0.shape, device=x0.device, generator=generator)
+    masked = u < t[:, None]
+    masked[:, :frozen_prefix] = False
+    return x0.masked_fill(masked, mask_id), masked
+
+
+def mdlm_loss(
+    logits: torch.Tensor,
+    x0: torch.Tensor,
+    masked: torch.Tensor,
+    t: torch.Tensor,
+    *,
+    mask_id: int,
+    frozen_prefix: int = 0,
+) -> MdlmLoss:
+    """The MDLM loss of ``logits[B, L, V]`` (the denoiser's output on ``x_t``) against the clean ``x0[B, L]``.
+
+    ``loss = sum_{i, l : masked} CE(i, l) / t_i  /  (B * (L - frozen_prefix))``
+
+    Normalisation: the denominator is the number of *maskable* tokens in the batch, a constant. That makes the loss
+    an unbiased Monte-Carlo estimate of the NELBO per generated token (nats/token, comparable across batch sizes and
+    with validation runs). Dividing instead by the random number of masked tokens would give a ratio estimator that
+    is biased and down-weights rows with many masks (large ``t``); frozen-prefix positions are left out of the
+    denominator because they never carry loss.
+
+    The mask token's logit is excluded from the softmax (SUBS "zero masking probability"), matching the sampler,
+    which never commits a mask. Computed in float32 whatever the autocast dtype of ``logits``.
+    """
+    logits = logits.float()
+    if mask_id < logits.shape[-1]:
+        logits = logits.index_fill(-1, torch.tensor([mask_id], device=logits.device), float("-inf"))
+    ce = F.cross_entropy(logits.flatten(0, 1), x0.flatten(), reduction="none").view_as(x0)
+    ce = ce * masked
+    n_tokens = x0.shape[0] * (x0.shape[1] - frozen_prefix)
+    loss = (ce / t[:, None]).sum() / n_tokens
+    masked_ce = ce.sum() / masked.sum().clamp(min=1)
+    return MdlmLoss(loss, masked_ce)
+
+
+def mdlm_objective(
+    model: Callable[[torch.Tensor], torch.Tensor],
+    x0: torch.Tensor,
+    mask_id: int,
+    *,
+    frozen_prefix: int = 0,
+    eps: float = 1e-3,
+    generator: torch.Generator | None = None,
+) -> MdlmLoss:
+    """One Monte-Carlo draw of the objective on the clean batch ``x0``: sample ``t``, mask, denoise, score.
+
+    ``model`` maps ``x_t[B, L]`` to ``logits[B, L, V]``; ``generator`` (on ``x0``'s device) makes the draw
+    reproducible, e.g. for a validation loss that is comparable from one evaluation to the next.
+    """
+    t = sample_times(x0.shape[0], eps=eps, device=x0.device, generator=generator)
+    xt, masked = mask_tokens(x0, t, mask_id, frozen_prefix=frozen_prefix, generator=generator)
+    return mdlm_loss(model(xt), x0, masked, t, mask_id=mask_id, frozen_prefix=frozen_prefix)
