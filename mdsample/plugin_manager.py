@@ -1,0 +1,203 @@
+"""The one PluginManager("mdsample"): entry-point loading, load-error isolation and the registries.
+
+Built-in plugins (samplers, molecule, ...) come in through the same entry-point group as third-party ones, so a
+built-in has no privileges a third party lacks. Loading is lazy and forgiving: a plugin that fails to import, or
+whose hook raises, is recorded as a ``LoadProblem`` (plugin name + one line) and skipped, so one broken plugin never
+takes the CLI down; ``mdsample list`` shows the problems. ``MDSAMPLE_PLUGINS`` (comma list; empty = none) pins
+which entry points load, which keeps tests independent of whatever else is installed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Any
+
+import pluggy
+
+from mdsample import hookspecs
+from mdsample.errors import UnknownChoiceError
+
+GROUP = "mdsample"
+ENV_VAR = "MDSAMPLE_PLUGINS"
+
+
+@dataclass(frozen=True)
+class LoadProblem:
+    """A plugin that failed to import, a hook that raised, or a name registered twice."""
+
+    plugin: str
+    error: str
+    fatal: bool = True  # the plugin contributed nothing through the failing step (False for a skipped duplicate)
+
+
+@dataclass(frozen=True)
+class Command:
+    """A subcommand registered through ``register_commands``."""
+
+    name: str
+    help: str
+    configure: Callable[[Any], None]
+    run: Callable[[Any], int]
+
+
+class _State:
+    """Everything built lazily, in one place so ``reset()`` can forget it all for tests."""
+
+    def __init__(self) -> None:
+        self.pm = pluggy.PluginManager(GROUP)
+        self.pm.add_hookspecs(hookspecs)
+        self.problems: list[LoadProblem] = []  # from loading entry points
+        self.registries: dict[str, dict[str, tuple[Any, str]]] = {}
+        self.hook_problems: dict[str, list[LoadProblem]] = {}  # per hook, rebuilt with its registry
+        self.entry_points_loaded = False
+
+
+_state: _State | None = None
+
+
+def _get() -> _State:
+    global _state
+    if _state is None:
+        _state = _State()
+    if not _state.entry_points_loaded:
+        _state.entry_points_loaded = True
+        _load_entry_points(_state)
+    return _state
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _pinned() -> set[str] | None:
+    value = os.environ.get(ENV_VAR)
+    if value is None:
+        return None
+    return {name.strip() for name in value.split(",") if name.strip()}
+
+
+def _load_entry_points(state: _State) -> None:
+    pinned = _pinned()
+    for ep in entry_points(group=GROUP):
+        if pinned is not None and ep.name not in pinned:
+            continue
+        if state.pm.has_plugin(ep.name) or any(p.plugin == ep.name for p in state.problems):
+            state.problems.append(LoadProblem(ep.name, f"duplicate plugin name (entry point {ep.value})", False))
+            continue
+        try:
+            state.pm.register(ep.load(), name=ep.name)
+        except Exception as exc:  # a broken plugin is reported, never fatal
+            state.problems.append(LoadProblem(ep.name, f"failed to load {ep.value}: {_one_line(exc)}"))
+
+
+def reset() -> None:
+    """Forget every plugin and registry (tests use it; the next access reloads the entry points)."""
+    global _state
+    _state = None
+
+
+def register_plugin(plugin: object, name: str) -> None:
+    """Register a plugin object (a module or any object with ``@hookimpl`` methods) directly; for tests and scripts."""
+    state = _get()
+    state.pm.register(plugin, name=name)
+    state.registries.clear()
+    state.hook_problems.clear()
+
+
+def plugin_manager() -> pluggy.PluginManager:
+    """The shared PluginManager, with the entry points loaded."""
+    return _get().pm
+
+
+def loaded_plugins() -> list[str]:
+    """Names of the plugins that imported and whose hooks did not raise."""
+    state = _get()
+    failed = {p.plugin for p in problems() if p.fatal}
+    return sorted(name for name, _ in state.pm.list_name_plugin() if name not in failed)
+
+
+def problems() -> list[LoadProblem]:
+    """Every load problem (import failures, raising hooks, duplicate names); calls every hook to find them."""
+    state = _get()
+    for hook in _KEYS:
+        _registry(state, hook)
+    return state.problems + [p for hook in _KEYS for p in state.hook_problems[hook]]
+
+
+# hook name -> how a registered object is named
+_KEYS: dict[str, Callable[..., tuple[str, Any]]] = {
+    "register_domains": lambda domain: (domain.name, domain),
+    "register_samplers": lambda rule: (rule.name, rule),
+    "register_metrics": lambda name, fn: (name, fn),
+    "register_commands": lambda name, help, configure, run: (name, Command(name, help, configure, run)),
+}
+
+
+def _registry(state: _State, hook: str) -> dict[str, tuple[Any, str]]:
+    """Call every implementation of ``hook`` separately so one that raises cannot hide the others."""
+    if hook in state.registries:
+        return state.registries[hook]
+    registry: dict[str, tuple[Any, str]] = {}
+    found_problems: list[LoadProblem] = []
+    kind = hook.removeprefix("register_").rstrip("s")
+    for impl in getattr(state.pm.hook, hook).get_hookimpls():  # registration order
+        found: list[tuple[str, Any]] = []
+
+        def register(*args: Any, _found: list = found, **kwargs: Any) -> None:
+            _found.append(_KEYS[hook](*args, **kwargs))
+
+        try:
+            impl.function(**{arg: register for arg in impl.argnames})
+        except Exception as exc:  # a raising hook is reported, never fatal
+            found_problems.append(LoadProblem(impl.plugin_name, f"{hook} raised {_one_line(exc)}"))
+            continue
+        for name, obj in found:
+            if name in registry:
+                owner = registry[name][1]
+                msg = f"duplicate {kind} {name!r} (already registered by plugin {owner!r}); skipped"
+                found_problems.append(LoadProblem(impl.plugin_name, msg, False))
+            else:
+                registry[name] = (obj, impl.plugin_name)
+    state.registries[hook] = registry
+    state.hook_problems[hook] = found_problems
+    return registry
+
+
+def domains() -> dict[str, tuple[Any, str]]:
+    """Domain name -> (Domain instance, plugin name)."""
+    return _registry(_get(), "register_domains")
+
+
+def samplers() -> dict[str, tuple[Any, str]]:
+    """Sampler name -> (Rule subclass, plugin name)."""
+    return _registry(_get(), "register_samplers")
+
+
+def metrics() -> dict[str, tuple[Any, str]]:
+    """Metric name -> (fn(objects, domain) -> float | None, plugin name)."""
+    return _registry(_get(), "register_metrics")
+
+
+def commands() -> dict[str, tuple[Command, str]]:
+    """Command name -> (Command, plugin name)."""
+    return _registry(_get(), "register_commands")
+
+
+def load_domain(name: str) -> Any:
+    """The registered Domain called ``name``; UnknownChoiceError lists the registered ones."""
+    found = domains()
+    if name not in found:
+        raise UnknownChoiceError("domain", name, list(found))
+    return found[name][0]
+
+
+def get_rule(name: str) -> Any:
+    """The registered Rule subclass called ``name``; UnknownChoiceError lists the registered ones."""
+    found = samplers()
+    if name not in found:
+        raise UnknownChoiceError("sampler", name, list(found))
+    return found[name][0]
