@@ -1,0 +1,147 @@
+"""The molecule domain: unconditional and template-conditioned generation of drug-like molecules (MOSES).
+
+Representations (``Options.representation``): ``smiles`` (atom-level regex tokens) and ``selfies`` (selfies
+symbols); see ``tokenizers``. Canvases are ``[BOS] tokens [EOS] [PAD ...]`` with BOS frozen (``canvas``). Canvas
+lengths were chosen from MOSES train as the smallest multiple of 8 covering at least 99.9% of it
+(``build_reference.canvas_length``; checked by tests/molecule/test_reference.py against ``reference/lengths.json``):
+
+- smiles:  L = 56, covering 99.95% of MOSES train (longest molecule: 57 tokens + BOS + EOS)
+- selfies: L = 56, covering 99.96% of MOSES train (longest molecule: 57 tokens + BOS + EOS)
+
+Prompts (``Options.prompt``) are infill / prefix templates such as ``CC(=O)N{8}`` or ``prefix:c1ccccc1``; see
+``prompt`` for the syntax. Metrics are MOSES's (``metrics``) against reference data shipped in ``reference/``, so a
+run needs neither the network nor prepared data; only training needs ``mdsample data --domain molecule``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mdsample.core.denoiser import Denoiser
+from mdsample.domain import Domain, DomainOptions, Initial, TrainData
+from mdsample.errors import ConfigError, MissingFileError, UnknownChoiceError
+from mdsample.plugins.molecule import metrics as molecule_metrics
+from mdsample.plugins.molecule import prompt, reference
+from mdsample.plugins.molecule.canvas import decode_row
+from mdsample.plugins.molecule.corpus import encode_split
+from mdsample.plugins.molecule.output import save_samples
+from mdsample.plugins.molecule.tokenizers import REPRESENTATIONS, Vocab
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+VOCAB_FILE = "vocab.json"
+
+
+@dataclass
+class MoleculeOptions(DomainOptions):
+    """``representation``: smiles | selfies. ``data_dir``: prepared MOSES data (default $MDSAMPLE_DATA/molecule)."""
+
+    representation: str = "smiles"
+    data_dir: str | None = None
+
+
+@dataclass
+class MoleculeInitial(Initial):
+    """Initial canvases plus the vocabulary they are written in, which ``decode`` needs."""
+
+    vocab: Vocab | None = None
+
+
+class MoleculeDomain(Domain):
+    name = "molecule"
+    description = "drug-like molecules (MOSES) as SMILES or SELFIES; MOSES metrics; infill/prefix templates"
+    Options = MoleculeOptions
+
+    def defaults(self) -> dict[str, Any]:
+        # Temperature 1: argmax decoding collapses a molecule model onto a handful of modes; MOSES metrics reward
+        # sampling the distribution. Thresholds are looser than text defaults because tokens are sampled.
+        return {
+            "decode": {"temperature": 1.0},
+            "n": 64,
+            "samplers": {
+                "klass": {"conf_threshold": 0.8, "kl_threshold": 0.01, "history": 2},
+                "threshold": {"threshold": 0.8},
+                "med": {"entropy_threshold": 0.3},
+                "ar_med": {"entropy_threshold": 0.3},
+            },
+        }
+
+    def tasks(self) -> list[str]:
+        return ["unconditional"]
+
+    def _vocab(self, options: MoleculeOptions, model_dir: Path | None = None) -> Vocab:
+        if options.representation not in REPRESENTATIONS:
+            raise UnknownChoiceError("representation", options.representation, REPRESENTATIONS)
+        if model_dir is not None and (model_dir / VOCAB_FILE).is_file():
+            vocab = Vocab.load(model_dir / VOCAB_FILE)
+            if vocab.representation != options.representation:
+                raise ConfigError(
+                    f"model {model_dir} was trained on {vocab.representation}; "
+                    f"set representation={vocab.representation}"
+                )
+            return vocab
+        return reference.vocab(options.representation)
+
+    def load_denoiser(self, options: DomainOptions, device: torch.device) -> Denoiser:
+        from mdsample.models.house import load_house_denoiser
+
+        opts = _molecule_options(options)
+        if opts.model is None:
+            model_dir = WEIGHTS_DIR / opts.representation
+            if not (model_dir / "config.json").is_file():
+                raise MissingFileError(
+                    f"no shipped molecule model for {opts.representation} in {model_dir}; train one with "
+                    f"`mdsample train --domain molecule` and pass its directory as the model"
+                )
+        else:
+            model_dir = Path(opts.model).expanduser()
+        denoiser = load_house_denoiser(model_dir if model_dir.exists() else opts.model, device)
+        vocab = self._vocab(opts, model_dir if model_dir.is_dir() else None)
+        if (denoiser.vocab_size, denoiser.mask_id) != (len(vocab), vocab.mask_id):
+            raise ConfigError(
+                f"model {opts.model or model_dir} (vocab {denoiser.vocab_size}, mask {denoiser.mask_id}) "
+                f"does not match "
+                f"the {opts.representation} vocabulary (size {len(vocab)}, mask {vocab.mask_id})"
+            )
+        denoiser.vocab = vocab
+        return denoiser
+
+    def initial_state(self, denoiser: Denoiser, options: DomainOptions, n: int, device: torch.device) -> Initial:
+        opts = _molecule_options(options)
+        vocab = getattr(denoiser, "vocab", None) or self._vocab(opts)
+        if denoiser.mask_id != vocab.mask_id:
+            raise ConfigError(f"denoiser mask id {denoiser.mask_id} differs from the vocabulary's {vocab.mask_id}")
+        state = prompt.canvas(prompt.parse(opts.prompt, vocab), vocab, n, device)
+        request = {"representation": opts.representation, "prompt": opts.prompt}
+        return MoleculeInitial(state=state, requests=[dict(request) for _ in range(n)], vocab=vocab)
+
+    def decode(self, tokens: torch.Tensor, initial: Initial) -> list[str]:
+        vocab = getattr(initial, "vocab", None) or reference.vocab(initial.requests[0]["representation"])
+        return [decode_row(row, vocab) for row in tokens.cpu().tolist()]
+
+    def save(self, objects: list[Any], run_dir: Path, initial: Initial) -> list[Path]:
+        return save_samples(objects, Path(run_dir))
+
+    def metrics(self, objects: list[Any], options: DomainOptions, initial: Initial) -> dict[str, float]:
+        return molecule_metrics.compute(objects)
+
+    def train_data(self, options: DomainOptions) -> TrainData:
+        opts = _molecule_options(options)
+        vocab = self._vocab(opts)
+        train, val = (torch.from_numpy(encode_split(s, vocab, opts.data_dir)) for s in ("train", "test"))
+        return TrainData(train=train, val=val, vocab_size=len(vocab), mask_id=vocab.mask_id, pad_id=vocab.pad_id,
+                         frozen_prefix=1)
+
+    def save_assets(self, options: DomainOptions, model_dir: Path) -> None:
+        self._vocab(_molecule_options(options)).save(Path(model_dir) / VOCAB_FILE)
+
+
+def _molecule_options(options: DomainOptions) -> MoleculeOptions:
+    """Accept the generic options too (e.g. from a study), filling molecule defaults."""
+    if isinstance(options, MoleculeOptions):
+        return options
+    return MoleculeOptions(model=options.model, prompt=options.prompt, task=options.task,
+                           trust_remote_code=options.trust_remote_code)

@@ -1,0 +1,36 @@
+"""The shipped reference data: present, small, consistent with the documented canvas lengths and coverage."""
+
+import json
+import re
+
+import pytest
+
+import mdsample.plugins.molecule.domain as domain_module
+from mdsample.plugins.molecule import hashset
+from mdsample.plugins.molecule.build_reference import canvas_length, coverage_of
+from mdsample.plugins.molecule.reference import REFERENCE_DIR, train_hashes, vocab
+
+
+def test_files_are_small():
+    files = [p for p in REFERENCE_DIR.iterdir() if p.is_file()]
+    assert len(files) >= 8
+    assert all(p.stat().st_size < 8 * 2**20 for p in files)
+    assert sum(p.stat().st_size for p in files) < 12 * 2**20
+
+
+@pytest.mark.parametrize("rep", ["smiles", "selfies"])
+def test_documented_canvas_length_and_coverage(rep):
+    hist = {int(k): v for k, v in json.loads((REFERENCE_DIR / "lengths.json").read_text())[rep]["histogram"].items()}
+    length = vocab(rep).length
+    assert length == canvas_length(hist)
+    doc = re.search(rf"- {rep}:\s+L = (\d+), covering ([\d.]+)% of MOSES train", domain_module.__doc__)
+    assert doc is not None
+    assert int(doc.group(1)) == length
+    assert float(doc.group(2)) == pytest.approx(100 * coverage_of(hist, length), abs=0.005)
+
+
+def test_train_hash_set_size_and_false_match_rate():
+    hashes = train_hashes()
+    assert 1_500_000 < len(hashes) < 1_600_000
+    assert (hashes[1:] > hashes[:-1]).all()
+    assert hashset.false_match_probability(len(hashes)) < 2e-6
