@@ -91,19 +91,21 @@ class _History:
         """Rows whose block advanced by one inherit the next-block half; whatever else moved starts afresh.
 
         The fresh values are never read by a stability check: a block's first check (step H-1) only reads KL
-        values computed inside it, the first against the step before the block began.
+        values computed inside it, the first against the step before the block began. Done with torch.where over
+        the window (no host sync), which costs one copy of the window's distributions per step.
         """
         window = self.prev.shape[1]
-        one = moved == 1
+        cols = torch.arange(window, device=moved.device)
+        one = (moved == 1).view(-1, 1)
         if window > block:
-            self.prev[one, :block] = self.prev[one, block:]
-            self.kl[one, :block] = self.kl[one, block:]
-        self._reset(moved > 0, slice(block if window > block else 0, window))
-        self._reset(moved > 1, slice(0, block))
-
-    def _reset(self, rows: torch.Tensor, cols: slice) -> None:
-        self.prev[rows, cols] = self.log_eps
-        self.kl[rows, cols] = 0
+            inherited = cols < block
+            self.prev = torch.where((one & inherited).unsqueeze(-1), self.prev.roll(-block, dims=1), self.prev)
+            self.kl = torch.where((one & inherited).unsqueeze(-1), self.kl.roll(-block, dims=1), self.kl)
+            fresh = ((moved > 0).view(-1, 1) & ~inherited) | ((moved > 1).view(-1, 1) & inherited)
+        else:
+            fresh = (moved > 0).view(-1, 1).expand(-1, window)
+        self.prev.masked_fill_(fresh.unsqueeze(-1), self.log_eps)
+        self.kl.masked_fill_(fresh.unsqueeze(-1), 0.0)
 
 
 def _subset(conditioning: dict[str, torch.Tensor], rows: torch.Tensor, batch: int, full: bool) -> dict:
@@ -141,13 +143,14 @@ def decode(
     last = time.perf_counter()
     while True:
         state.finished = ~state.masked[:, state.gen_start :].any(dim=1)
-        rows = (~state.finished).nonzero().squeeze(1)
+        open_rows = (~state.finished).cpu().nonzero().squeeze(1)
         now = time.perf_counter()
         if step:
-            state.wall_s[prev_rows.cpu()] += now - last
+            state.wall_s[prev_rows] += now - last
         last = now
-        if rows.numel() == 0:
+        if open_rows.numel() == 0:
             break
+        rows = open_rows.to(device, non_blocking=True)
         full = rows.numel() == state.batch
         tokens = state.tokens if full else state.tokens[rows]
         logits = denoiser(tokens, **_subset(conditioning, rows, state.batch, full))
@@ -156,7 +159,7 @@ def decode(
         rel = progress.block[rows].unsqueeze(1) * blocks.length + offsets
         valid = rel < state.gen_length
         idx = state.gen_start + rel.clamp_max(state.gen_length - 1)
-        win_logits = logits.gather(1, idx.unsqueeze(-1).expand(-1, -1, logits.shape[-1]))
+        win_logits = logits[torch.arange(idx.shape[0], device=device).unsqueeze(1), idx]
         if state.mask_id < win_logits.shape[-1]:
             win_logits[..., state.mask_id] = float("-inf")
         win_tokens = tokens.gather(1, idx)
@@ -184,14 +187,14 @@ def decode(
         state.tokens[rows] = updated
         state.commit_step[rows] = marks
         moved = progress.advance(state, rows)
-        if history is not None and bool((moved != 0).any()):
+        if history is not None:
             history.shift(moved, blocks.length)
         if callbacks:
             committed = torch.zeros_like(state.tokens, dtype=torch.bool)
             committed[rows] = torch.zeros_like(tokens, dtype=torch.bool).scatter(1, head, commit)
             for cb in callbacks:
                 cb.on_step(state, step, rows, committed)
-        prev_rows = rows
+        prev_rows = open_rows
         step += 1
 
     for cb in callbacks:

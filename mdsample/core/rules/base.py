@@ -62,14 +62,17 @@ class Rule:
         raise NotImplementedError(f"rule {type(self).__name__} must implement select()")
 
 
-def top_k_mask(scores: torch.Tensor, candidates: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+def top_k_mask(
+    scores: torch.Tensor, candidates: torch.Tensor, k: torch.Tensor, k_max: int | None = None
+) -> torch.Tensor:
     """Bool mask of the ``k[row]`` highest-scoring candidates of each row (ties broken as torch.topk breaks them).
 
     When every row asks for the same k this is exactly ``torch.topk(scores, k)`` per row, as the reference loops
-    call it; otherwise it takes the max k once and keeps each row's prefix.
+    call it; otherwise it takes the max k once and keeps each row's prefix. A caller that knows an upper bound of
+    k on the host passes ``k_max`` and saves the device sync of reading ``k.max()``.
     """
     masked_scores = scores.masked_fill(~candidates, float("-inf"))
-    k_max = min(int(k.max()), scores.shape[-1])
+    k_max = min(int(k.max()) if k_max is None else k_max, scores.shape[-1])
     idx = masked_scores.topk(k_max, dim=-1).indices
     keep = torch.arange(k_max, device=k.device).unsqueeze(0) < k.unsqueeze(1)
     chosen = torch.zeros_like(candidates).scatter(-1, idx, keep)

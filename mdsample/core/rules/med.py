@@ -31,5 +31,5 @@ class MED(Rule):
         scores = -stats.entropy
         passing = ctx.active & (stats.entropy < self.config.entropy_threshold)
         cap = torch.full_like(ctx.k, self.config.k_max)
-        chosen = top_k_mask(scores, passing, cap)
+        chosen = top_k_mask(scores, passing, cap, self.config.k_max)
         return ensure_progress(chosen, scores, ctx.active)
