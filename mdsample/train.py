@@ -35,7 +35,13 @@ from mdsample.models.mdlm import mdlm_objective
 
 @dataclass
 class TrainConfig:
-    """Hyper-parameters of ``train``. ``dtype`` "bf16" means bf16 autocast on CUDA; CPU always runs float32."""
+    """Hyper-parameters of ``train``. ``dtype`` "bf16" means bf16 autocast on CUDA; CPU always runs float32.
+
+    ``max_minutes`` counts from the first step (torch.compile's warm-up included); the final evaluation and the save
+    come on top and take seconds, so leave a little margin under a hard job limit. The cosine schedule is laid out
+    over ``steps``, so pick ``steps`` that fit the budget (H100, "small", batch 512, L=64: ~110 steps/s compiled,
+    ~60 eager) rather than relying on the time limit.
+    """
 
     size: str = "small"
     steps: int = 20000
