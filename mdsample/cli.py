@@ -61,7 +61,7 @@ def generation_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run_generation(args: argparse.Namespace) -> int:
+def run_generation(args: argparse.Namespace, session: argparse.Namespace) -> int:
     from mdsample.api import run
     from mdsample.config import resolve_config
 
@@ -81,6 +81,7 @@ def run_generation(args: argparse.Namespace) -> int:
         "debug": True if args.debug else None,
     }
     cfg = resolve_config(args.domain, args.sampler, config_file=args.config, flags=flags, dotlist=args.overrides)
+    session.debug = cfg.debug  # `debug: true` in a config file shows tracebacks too
     run(cfg)
     return 0
 
@@ -158,10 +159,10 @@ def _subcommand(word: str) -> tuple[Configure, Run, str]:
     return command.configure, command.run, command.help
 
 
-def dispatch(argv: list[str]) -> int:
+def dispatch(argv: list[str], session: argparse.Namespace) -> int:
     word = argv[0] if argv and not argv[0].startswith("-") and "=" not in argv[0] else None
     if word is None:
-        return run_generation(generation_parser().parse_args(argv))
+        return run_generation(generation_parser().parse_args(argv), session)
     configure, run, help_text = _subcommand(word)
     parser = argparse.ArgumentParser(prog=f"mdsample {word}", description=help_text)
     _add_common(parser)
@@ -174,11 +175,11 @@ def dispatch(argv: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in argv
+    session = argparse.Namespace(debug="--debug" in argv)
     try:
-        return dispatch(argv)
+        return dispatch(argv, session)
     except MdsampleError as exc:
-        if debug:
+        if session.debug:
             traceback.print_exc()
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2

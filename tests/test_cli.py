@@ -97,6 +97,13 @@ def test_errors_exit_2_with_one_line(cli, case):
     assert debug.code == 2 and "Traceback" in debug.err and debug.err.rstrip().splitlines()[-1].startswith("error: ")
 
 
+def test_debug_from_config_file_shows_tracebacks(cli, tmp_path):
+    config = tmp_path / "debug.yaml"
+    config.write_text("debug: true\ndomain: {name: toy}\ndevice: quantum\n")
+    res = cli("--config", config)
+    assert res.code == 2 and "Traceback" in res.err
+
+
 def test_help_lists_commands(cli):
     res = cli("--help")
     assert res.code == 0 and "list" in res.out and "train" in res.out and "--block-length" in res.out
