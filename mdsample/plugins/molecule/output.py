@@ -7,9 +7,8 @@ invalid row keeps its raw text (``<empty>`` for an empty one) so failures can be
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
-
-from rdkit.Chem import Draw
 
 from mdsample.plugins.molecule.chem import to_mol
 
@@ -27,9 +26,20 @@ def save_samples(samples: list[str | None], run_dir: Path) -> list[Path]:
     valid = [m for m in mols if m is not None][:GRID_MAX]
     if valid:
         png = run_dir / "samples.png"
-        Draw.MolsToGridImage(valid, molsPerRow=min(PER_ROW, len(valid)), subImgSize=(220, 180)).save(png)
-        written.append(png)
+        if _draw_grid(valid, png):
+            written.append(png)
     return written
+
+
+def _draw_grid(mols: list, png: Path) -> bool:
+    """Draw the grid; RDKit's drawing needs the X render library, which headless servers may lack (say so, go on)."""
+    try:
+        from rdkit.Chem import Draw
+    except ImportError as err:
+        warnings.warn(f"no samples.png: RDKit drawing is unavailable ({err}); install libxrender1 to get it", stacklevel=3)
+        return False
+    Draw.MolsToGridImage(mols, molsPerRow=min(PER_ROW, len(mols)), subImgSize=(220, 180)).save(png)
+    return True
 
 
 def _one_line(text: str | None) -> str:
