@@ -61,7 +61,8 @@ def sample(
     """Generate ``n`` objects of ``domain`` with ``sampler`` (None: from the config; molecule, klass and 64 by default).
 
     ``config`` is a YAML file like the CLI's ``--config``. ``overrides`` set any config key, as nested dicts or with
-    dotted names: ``sample("molecule", "klass", decode={"steps": 32}, **{"sampler.kl_threshold": 0.005}, seed=1)``.
+    dotted names: ``sample("molecule", "klass", decode={"steps": 32}, **{"sampler.kl_threshold": 0.005}, seed=1)``
+    (the ``domain``/``sampler`` options need dotted names, since those two arguments are the names).
     """
     cfg = resolve_config(domain, sampler, config_file=config, flags={"n": n, **overrides})
     return run(cfg)
