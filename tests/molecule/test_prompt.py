@@ -22,8 +22,8 @@ def test_prefix_template_leaves_the_tail_to_the_model():
     v = vocab("smiles")
     state = prompt.canvas(prompt.parse("prefix:c1ccc{2}", v), v, 2)
     frozen = state.frozen[0]
-    assert frozen[:5].all() and not frozen[5:].any()
-    assert state.masked[0, 5:].all()
+    assert frozen[:6].all() and not frozen[6:].any()  # BOS + c 1 c c c
+    assert state.masked[0, 6:].all()
 
 
 def test_slots_inside_ring_template():

@@ -7,8 +7,8 @@ import pytest
 
 import mdsample.plugins.molecule.domain as domain_module
 from mdsample.plugins.molecule import hashset
-from mdsample.plugins.molecule.build_reference import canvas_length, coverage_of
 from mdsample.plugins.molecule.reference import REFERENCE_DIR, train_hashes, vocab
+from mdsample.plugins.molecule.vocab_build import canvas_length, coverage_of
 
 
 def test_files_are_small():

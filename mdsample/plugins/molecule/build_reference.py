@@ -4,9 +4,9 @@ Everything the metrics and the tokenizers need offline is derived here, determin
 with the molsets wheel can reproduce the files and compare checksums:
 
 - ``vocab_smiles.json`` / ``vocab_selfies.json``: the special tokens, then every token of MOSES train, sorted; and
-  the canvas length (smallest multiple of 8 holding BOS + tokens + EOS for at least ``COVERAGE`` of train).
+  the canvas length (see ``vocab_build``).
 - ``lengths.json``: per representation, the histogram of token counts over MOSES train (for the coverage figures).
-- ``train_hashes.bin``: the novelty membership set of RDKit-canonical MOSES train SMILES (see ``hashset``).
+- ``train_hashes.bin``: the novelty membership set of the (RDKit-canonical) MOSES train SMILES (see ``hashset``).
 - ``fcd_test_stats.npz``: ChemNet mean/covariance of a seeded subsample of MOSES test (ChemNet on CPU is slow).
 - ``test_fps.npy``: packed Morgan fingerprints of a seeded subsample of MOSES test, for SNN.
 - ``test_fragments.tsv.gz`` / ``test_scaffolds.tsv.gz``: BRICS-fragment and scaffold counts over all of MOSES test.
@@ -15,11 +15,9 @@ with the molsets wheel can reproduce the files and compare checksums:
 from __future__ import annotations
 
 import gzip
-import json
 import time
 from collections import Counter
 from collections.abc import Callable
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -27,69 +25,18 @@ import numpy as np
 from mdsample.plugins.molecule import chem, hashset
 from mdsample.plugins.molecule.data import load_split
 from mdsample.plugins.molecule.metrics import fcd, fragments
-from mdsample.plugins.molecule.tokenizers import (
-    REPRESENTATIONS,
-    SPECIALS,
-    Vocab,
-    smiles_to_selfies,
-    split_selfies,
-    split_smiles,
-)
+from mdsample.plugins.molecule.vocab_build import build_vocab, parallel_map
 
 REFERENCE_DIR = Path(__file__).parent / "reference"
 SEED = 0
-COVERAGE = 0.999
 FCD_SAMPLE = 20_000
 SNN_SAMPLE = 10_000
 STEPS = ("vocab", "hashes", "fcd", "fps", "counts")
 
 
-def parallel_map(fn: Callable, items: list, processes: int, chunksize: int = 4096) -> list:
-    """``map(fn, items)`` over a process pool (fork), order kept; plain map for one process."""
-    if processes <= 1:
-        return list(map(fn, items))
-    with get_context("fork").Pool(processes) as pool:
-        return pool.map(fn, items, chunksize=chunksize)
-
-
-def _tokens_of_smiles(smiles: str) -> list[str] | None:
-    return split_smiles(smiles)
-
-
-def _tokens_of_selfies(smiles: str) -> list[str] | None:
-    text = smiles_to_selfies(smiles)
-    return None if text is None else split_selfies(text)
-
-
-def canvas_length(histogram: dict[int, int], coverage: float = COVERAGE) -> int:
-    """Smallest multiple of 8 such that BOS + tokens + EOS fits for at least ``coverage`` of the molecules."""
-    total, length = sum(histogram.values()), 8
-    while sum(c for n, c in histogram.items() if n + 2 <= length) < coverage * total:
-        length += 8
-    return length
-
-
-def coverage_of(histogram: dict[int, int], length: int) -> float:
-    """Fraction of molecules whose BOS + tokens + EOS fits in ``length``."""
-    return sum(c for n, c in histogram.items() if n + 2 <= length) / sum(histogram.values())
-
-
-def build_vocab(train: list[str], out: Path, processes: int) -> None:
-    lengths = {}
-    for rep, fn in zip(REPRESENTATIONS, (_tokens_of_smiles, _tokens_of_selfies), strict=True):
-        seqs = parallel_map(fn, train, processes)
-        kept = [s for s in seqs if s is not None]
-        hist = Counter(len(s) for s in kept)
-        tokens = sorted({t for s in kept for t in s})
-        length = canvas_length(hist)
-        Vocab(rep, SPECIALS + tuple(tokens), length).save(out / f"vocab_{rep}.json")
-        lengths[rep] = {"unencodable": len(seqs) - len(kept), "histogram": {str(k): hist[k] for k in sorted(hist)}}
-    (out / "lengths.json").write_text(json.dumps(lengths, indent=1))
-
-
-def build_hashes(train: list[str], out: Path, processes: int) -> None:
-    canon = [c for c in parallel_map(chem.canonical, train, processes) if c is not None]
-    hashset.save(hashset.build(canon), out / "train_hashes.bin")
+def build_hashes(train: list[str], out: Path) -> None:
+    """MOSES stores train as RDKit-canonical SMILES; the current RDKit reproduces them (tests check a sample)."""
+    hashset.save(hashset.build(train), out / "train_hashes.bin")
 
 
 def _subsample(smiles: list[str], k: int) -> list[str]:
@@ -137,7 +84,7 @@ def build_reference(
     test = load_split("test", dest) if {"fcd", "fps", "counts"} & set(steps) else []
     jobs = {
         "vocab": lambda: build_vocab(train, out, processes),
-        "hashes": lambda: build_hashes(train, out, processes),
+        "hashes": lambda: build_hashes(train, out),
         "fcd": lambda: build_fcd(test, out, fcd_sample),
         "fps": lambda: build_fps(test, out),
         "counts": lambda: build_counts(test, out, processes),

@@ -4,9 +4,9 @@ Why this layout: a masked diffusion model fills a fixed-length canvas, so the mo
 the model chooses too. It does so by where it puts EOS; PAD fills the rest so that every position has a target in
 training. BOS at position 0 is frozen (``gen_start = 1``) and is never masked in training (``frozen_prefix = 1``).
 
-Decoding keeps what lies between BOS and the first EOS. A row without EOS, or with a special token (PAD, MASK, BOS,
-UNK) before its EOS, is ill-formed: it decodes to its raw text with the special tokens spelled ``<pad>`` etc., which
-RDKit never parses, so it counts as invalid without any exception.
+Decoding keeps what lies between BOS and the first EOS. A row without BOS at 0 or without EOS, or with a special
+token (PAD, MASK, BOS, UNK) before its EOS, is ill-formed: it decodes to the raw text of the whole row, special
+tokens spelled ``<bos>``, ``<pad>``..., which RDKit never parses, so it counts as invalid without any exception.
 """
 
 from __future__ import annotations
@@ -65,12 +65,11 @@ def encode_smiles(smiles: list[str], vocab: Vocab, processes: int = 1) -> tuple[
 def decode_row(ids: list[int], vocab: Vocab) -> str:
     """SMILES of one canvas row (positions 1..), or its raw text when the row is ill-formed (see module doc)."""
     tokens = [vocab.tokens[i] if 0 <= i < len(vocab) else SPECIALS[4] for i in ids]
-    body = tokens[1:]
-    if SPECIALS[2] not in body:
-        return "".join(body)
-    body = body[: body.index(SPECIALS[2])]
+    body = tokens[1 : tokens.index(SPECIALS[2], 1)] if SPECIALS[2] in tokens[1:] else None
+    if body is None or tokens[0] != SPECIALS[1] or any(t in SPECIALS for t in body):
+        return "".join(tokens)
     text = "".join(body)
-    if any(t in SPECIALS for t in body) or vocab.representation == "smiles":
+    if vocab.representation == "smiles":
         return text
     try:
         return selfies.decoder(text)

@@ -36,7 +36,8 @@ def _draw_grid(mols: list, png: Path) -> bool:
     try:
         from rdkit.Chem import Draw
     except ImportError as err:
-        warnings.warn(f"no samples.png: RDKit drawing is unavailable ({err}); install libxrender1 to get it", stacklevel=3)
+        warnings.warn(f"no samples.png: RDKit drawing is unavailable ({err}); install libxrender1 to get it",
+                      stacklevel=3)
         return False
     Draw.MolsToGridImage(mols, molsPerRow=min(PER_ROW, len(mols)), subImgSize=(220, 180)).save(png)
     return True
