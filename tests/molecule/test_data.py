@@ -92,3 +92,17 @@ def test_data_command_with_wheel(tmp_path, wheel):
     assert command.run(args) == 0
     assert (tmp_path / "d" / "manifest.json").is_file()
     assert cache_path(vocab("smiles"), "test", tmp_path / "d").is_file()
+
+
+def test_build_reference_from_prepared_data(tmp_path, wheel):
+    from mdsample.plugins.molecule import hashset
+    from mdsample.plugins.molecule.build_reference import build_reference
+    from mdsample.plugins.molecule.tokenizers import Vocab
+
+    dest, out = tmp_path / "data", tmp_path / "ref"
+    data.prepare(dest, wheel=wheel)
+    build_reference(out=out, dest=dest, processes=1, fcd_sample=4, log=lambda _: None)
+    assert Vocab.load(out / "vocab_smiles.json").length == 88  # the 80-carbon chain sets the length
+    assert hashset.contains(hashset.load(out / "train_hashes.bin"), MOSES_TRAIN + ["CCO"]).tolist() == [1, 1, 0]
+    assert {p.name for p in out.iterdir()} >= {"fcd_test_stats.npz", "test_fps.npy", "test_fragments.tsv.gz",
+                                               "test_scaffolds.tsv.gz", "lengths.json", "vocab_selfies.json"}

@@ -31,6 +31,11 @@ def test_novelty_against_a_given_set():
     assert basic.novelty(["A", "B", "B", "C"], lambda xs: [x in {"A"} for x in xs]) == pytest.approx(2 / 3)
 
 
+def test_moses_train_is_stored_rdkit_canonical():
+    """The novelty hash set hashes train SMILES as stored; that is right only if RDKit reproduces them."""
+    assert [chem.canonical(s) for s in MOSES_TRAIN] == MOSES_TRAIN
+
+
 def test_in_train_membership_exact_on_known_molecules():
     from mdsample.plugins.molecule.reference import in_train
 

@@ -21,7 +21,6 @@ def compute(samples: list[str | None], with_fcd: bool = True) -> dict[str, float
     valid = [m for m in mols if m is not None]
     canonical = [Chem.MolToSmiles(m) for m in valid]
     out = {
-        "n": float(len(samples)),
         "validity": basic.validity(len(samples), len(valid)),
         "unique": basic.uniqueness(canonical),
     }
