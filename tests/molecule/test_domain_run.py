@@ -79,3 +79,19 @@ def test_plugin_registers_domain_and_data_command():
     molecule.register_domains(domains.append)
     molecule.register_commands(lambda *a: commands.append(a))
     assert domains[0].name == "molecule" and commands[0][0] == "data"
+
+
+def test_training_side_needs_no_rdkit():
+    """GPU training images may lack RDKit: the domain, its vocabularies and encoding must import without it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['rdkit'] = None\n"
+        "from mdsample.plugins.molecule.domain import MoleculeDomain, MoleculeOptions\n"
+        "from mdsample.plugins.molecule.canvas import encode_smiles\n"
+        "from mdsample.plugins.molecule.reference import vocab\n"
+        "rows, dropped = encode_smiles(['CCO', 'c1ccccc1'], vocab('selfies'))\n"
+        "assert rows.shape == (2, 56) and dropped == 0\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

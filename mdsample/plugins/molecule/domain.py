@@ -24,11 +24,9 @@ import torch
 from mdsample.core.denoiser import Denoiser
 from mdsample.domain import Domain, DomainOptions, Initial, TrainData
 from mdsample.errors import ConfigError, MissingFileError, UnknownChoiceError
-from mdsample.plugins.molecule import metrics as molecule_metrics
 from mdsample.plugins.molecule import prompt, reference
 from mdsample.plugins.molecule.canvas import decode_row
 from mdsample.plugins.molecule.corpus import encode_split
-from mdsample.plugins.molecule.output import save_samples
 from mdsample.plugins.molecule.tokenizers import REPRESENTATIONS, Vocab
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -122,11 +120,16 @@ class MoleculeDomain(Domain):
         vocab = getattr(initial, "vocab", None) or reference.vocab(initial.requests[0]["representation"])
         return [decode_row(row, vocab) for row in tokens.cpu().tolist()]
 
+    # RDKit is imported only by save() and metrics(), so training (tokens only) runs where RDKit is not installed.
     def save(self, objects: list[Any], run_dir: Path, initial: Initial) -> list[Path]:
+        from mdsample.plugins.molecule.output import save_samples
+
         return save_samples(objects, Path(run_dir))
 
     def metrics(self, objects: list[Any], options: DomainOptions, initial: Initial) -> dict[str, float]:
-        return molecule_metrics.compute(objects)
+        from mdsample.plugins.molecule.metrics import compute
+
+        return compute(objects)
 
     def train_data(self, options: DomainOptions) -> TrainData:
         opts = _molecule_options(options)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from mdsample.errors import MissingFileError, UnknownChoiceError
-from mdsample.plugins.molecule import chem, hashset
+from mdsample.plugins.molecule import hashset
 from mdsample.plugins.molecule.tokenizers import REPRESENTATIONS, Vocab
 
 REFERENCE_DIR = Path(__file__).parent / "reference"
@@ -54,6 +54,8 @@ def fcd_stats() -> tuple[np.ndarray, np.ndarray]:
 
 @lru_cache(maxsize=1)
 def test_fingerprints() -> list:
+    from mdsample.plugins.molecule import chem  # RDKit only when a metric needs it
+
     return chem.unpack_fps(np.load(_path("test_fps.npy")))
 
 
