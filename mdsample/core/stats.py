@@ -40,8 +40,8 @@ class StepStats:
 
     @cached_property
     def entropy(self) -> torch.Tensor:
-        """H_t(i) in nats, [b, W]."""
-        return -(self.probs * self.log_probs).sum(dim=-1)
+        """H_t(i) in nats, [b, W]; entr() counts forbidden tokens (p = 0, log p = -inf) as 0, not NaN."""
+        return torch.special.entr(self.probs).sum(dim=-1)
 
     @cached_property
     def margin(self) -> torch.Tensor:

@@ -113,3 +113,16 @@ def test_maskgit_follows_cosine_schedule():
     counts = torch.bincount(result.commit_step[0, 3:], minlength=4).tolist()
     # still masked after step s: floor(16 cos(pi/2 (s+1)/4)) = 14, 11, 6, 0
     assert counts == [2, 3, 5, 6]
+
+
+@pytest.mark.parametrize(("name", "options"), [("med", {"entropy_threshold": 0.3}), ("ar_med", {"entropy_threshold": 0.3}),
+                                               ("eb", {"gamma": 0.2}), ("threshold", {"threshold": 0.9})])
+def test_adaptive_rules_commit_confident_positions_together(name, options):
+    """Six near-certain positions and two uncertain ones: adaptive rules take the six in one step (the mask
+    token's logit is forbidden by the loop, which must not turn entropies into NaN)."""
+    probs = torch.tensor([[0.995, 0.002, 0.002, 0.001]] * 6 + [[0.4, 0.3, 0.2, 0.1]] * 2, dtype=torch.float64)
+    logits = torch.cat([torch.log(probs), torch.zeros(8, 1, dtype=torch.float64)], -1).unsqueeze(0)
+    model = ProductDenoiser(logits, mask_id=4)
+    result = decode(model, MaskedState.blank(1, 8, 4), BUILTIN_RULES[name](**options))
+    assert sorted(result.commit_step[0].tolist())[:6] == [0] * 6
+    assert int(result.nfe[0]) == 3
