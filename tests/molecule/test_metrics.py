@@ -79,9 +79,23 @@ def test_fcd_of_a_set_against_itself_is_zero_and_symmetric():
     assert frechet(*sa, *sb) > 1.0
 
 
-def test_fcd_to_moses_test_reference_is_finite_for_moses_molecules():
-    m = compute(MOSES_LIKE)
-    assert math.isfinite(m["fcd"]) and m["fcd"] > 0
+def test_frechet_matches_the_fcd_package():
+    from fcd import calculate_frechet_distance
+
+    a = [chem.canonical(s) for s in MOSES_LIKE]
+    (mu1, s1), (mu2, s2) = stats(a[:4]), stats(a[3:])
+    theirs = calculate_frechet_distance(mu1=mu1, sigma1=s1, mu2=mu2, sigma2=s2)
+    assert frechet(mu1, s1, mu2, s2) == pytest.approx(theirs, rel=1e-4)
+
+
+def test_fcd_to_moses_test_reference_is_finite_and_equals_the_direct_formula():
+    from mdsample.plugins.molecule.metrics.fcd import fcd_to_test
+    from mdsample.plugins.molecule.reference import fcd_stats
+
+    a = [chem.canonical(s) for s in MOSES_LIKE]
+    fast = fcd_to_test(a)
+    assert math.isfinite(fast) and fast > 0
+    assert fast == pytest.approx(frechet(*stats(a), *fcd_stats()), rel=1e-6)
 
 
 def test_cosine_of_counts():

@@ -11,7 +11,7 @@ from rdkit import Chem
 
 from mdsample.plugins.molecule import chem, reference
 from mdsample.plugins.molecule.metrics import basic, filters, fragments, properties, similarity
-from mdsample.plugins.molecule.metrics.fcd import fcd_to
+from mdsample.plugins.molecule.metrics.fcd import fcd_to_test
 
 UNIQUE_AT = (1000, 10000)
 
@@ -27,7 +27,7 @@ def compute(samples: list[str | None], with_fcd: bool = True) -> dict[str, float
     out |= {f"unique@{k}": basic.uniqueness(canonical, k) for k in UNIQUE_AT if len(canonical) >= k}
     out["novelty"] = basic.novelty(canonical, reference.in_train)
     if with_fcd:
-        out["fcd"] = fcd_to(canonical, *reference.fcd_stats())
+        out["fcd"] = fcd_to_test(canonical)
     fps = [chem.morgan(m) for m in valid]
     out["intdiv"] = similarity.internal_diversity(fps)
     out["snn"] = similarity.nearest_neighbour_similarity(fps, reference.test_fingerprints())

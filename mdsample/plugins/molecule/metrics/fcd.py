@@ -1,9 +1,10 @@
 """FCD (Preuer et al. 2018): Fréchet distance between ChemNet activations of the generated set and MOSES test.
 
-The ``fcd`` package supplies ChemNet and the Fréchet formula; the test side is the shipped (mu, sigma) in
-``reference/fcd_test_stats.npz``, so no reference molecules are needed at run time. Fewer than two valid
-molecules give NaN (a covariance needs two samples). Small sets are biased upwards: FCD values are comparable only
-between sets of equal size.
+The ``fcd`` package supplies ChemNet (SMILES padded to 350 steps, as the package does by default); the Fréchet
+distance is computed here (``frechet``, ``fcd_to_test``) and matches the package's to 1e-4. The test side is the
+shipped (mu, sigma) in ``reference/fcd_test_stats.npz``, so no reference molecules are needed at run time. Fewer
+than two valid molecules give NaN (a covariance needs two samples). Small sets are biased upwards: FCD values are
+comparable only between sets of equal size.
 """
 
 from __future__ import annotations
@@ -35,13 +36,46 @@ def stats(smiles: list[str]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def frechet(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
-    from fcd import calculate_frechet_distance
+    """|mu1 - mu2|^2 + tr(S1) + tr(S2) - 2 tr((S1 S2)^1/2), the trace term via symmetric eigendecompositions.
 
-    return float(calculate_frechet_distance(mu1=mu1, sigma1=sigma1, mu2=mu2, sigma2=sigma2))
+    tr((S1 S2)^1/2) = tr((R S2 R)^1/2) with R = S1^1/2, and R S2 R is symmetric PSD, so two ``eigh`` of 512 x 512
+    replace scipy's general ``sqrtm`` (which took ~10 s on a busy 2-core machine and gives the same value).
+    """
+    root1 = _sqrt_psd(sigma1)
+    inner = np.linalg.eigvalsh(root1 @ sigma2 @ root1)
+    trace_sqrt = np.sqrt(np.clip(inner, 0.0, None)).sum()
+    diff = mu1 - mu2
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * trace_sqrt)
 
 
-def fcd_to(smiles: list[str], mu: np.ndarray, sigma: np.ndarray) -> float:
-    """FCD of ``smiles`` against reference statistics; NaN for fewer than two molecules."""
+def _sqrt_psd(sigma: np.ndarray) -> np.ndarray:
+    values, vectors = np.linalg.eigh((sigma + sigma.T) / 2)
+    return (vectors * np.sqrt(np.clip(values, 0.0, None))) @ vectors.T
+
+
+@lru_cache(maxsize=1)
+def _test_reference() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    from mdsample.plugins.molecule.reference import fcd_stats
+
+    mu, sigma = fcd_stats()
+    return mu, sigma, _sqrt_psd(sigma)
+
+
+def fcd_to_test(smiles: list[str]) -> float:
+    """FCD of ``smiles`` against the shipped MOSES-test statistics; NaN for fewer than two molecules.
+
+    Same value as ``frechet(*stats(smiles), mu, sigma)``, computed in the n x n space of the samples: with
+    R = sigma^1/2 (cached) and B = centred activations @ R / sqrt(n - 1), the nonzero eigenvalues of
+    R S_gen R = B^T B are those of B B^T, so a batch of 64 needs a 64 x 64 eigendecomposition, not 512 x 512.
+    """
     if len(smiles) < 2:
         return float("nan")
-    return frechet(*stats(smiles), mu, sigma)
+    mu_ref, sigma_ref, root_ref = _test_reference()
+    act = activations(smiles).astype(np.float64)
+    mu, centred = act.mean(axis=0), act - act.mean(axis=0)
+    b = centred @ root_ref / np.sqrt(len(act) - 1)
+    gram = b @ b.T if len(act) <= b.shape[1] else b.T @ b
+    trace_sqrt = np.sqrt(np.clip(np.linalg.eigvalsh(gram), 0.0, None)).sum()
+    trace_gen = (centred * centred).sum() / (len(act) - 1)
+    diff = mu - mu_ref
+    return float(diff @ diff + trace_gen + np.trace(sigma_ref) - 2.0 * trace_sqrt)
