@@ -3,7 +3,7 @@
 Representations (``Options.representation``): ``smiles`` (atom-level regex tokens) and ``selfies`` (selfies
 symbols); see ``tokenizers``. Canvases are ``[BOS] tokens [EOS] [PAD ...]`` with BOS frozen (``canvas``). Canvas
 lengths were chosen from MOSES train as the smallest multiple of 8 covering at least 99.9% of it
-(``build_reference.canvas_length``; checked by tests/molecule/test_reference.py against ``reference/lengths.json``):
+(``vocab_build.canvas_length``; checked by tests/molecule/test_reference.py against ``reference/lengths.json``):
 
 - smiles:  L = 56, covering 100.00% of MOSES train (1,584,663 molecules; the longest has 54 tokens)
 - selfies: L = 56, covering 99.9999% of MOSES train (all but one molecule, of 55 tokens)
