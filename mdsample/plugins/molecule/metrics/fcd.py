@@ -19,14 +19,27 @@ import torch
 def _chemnet() -> torch.nn.Module:
     import fcd
 
-    return fcd.load_ref_model()
+    return fcd.load_ref_model().to("cuda" if torch.cuda.is_available() else "cpu").eval()
 
 
-def activations(smiles: list[str], batch_size: int = 128) -> np.ndarray:
-    """ChemNet penultimate activations ``[N, 512]`` (float32, CPU) for canonical SMILES."""
-    import fcd
+def activations(smiles: list[str], batch_size: int = 512) -> np.ndarray:
+    """ChemNet penultimate activations ``[N, 512]`` (float32) for canonical SMILES, on the GPU when there is one.
 
-    return fcd.get_predictions(_chemnet(), smiles, batch_size=batch_size, device="cpu")
+    The batching loop is ours rather than ``fcd.get_predictions``, which calls ``np.row_stack`` (gone in NumPy 2.4+).
+    """
+    from fcd.utils import SmilesDataset
+
+    if not smiles:
+        return np.zeros((0, 512), dtype=np.float32)
+    model = _chemnet()
+    device = next(model.parameters()).device
+    dataset = SmilesDataset(smiles)
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(smiles), batch_size):
+            batch = torch.as_tensor(np.stack([dataset[i] for i in range(start, min(start + batch_size, len(smiles)))]))
+            out.append(model(batch.transpose(1, 2).float().to(device)).cpu().numpy().astype(np.float32))
+    return np.concatenate(out)
 
 
 def stats(smiles: list[str]) -> tuple[np.ndarray, np.ndarray]:
