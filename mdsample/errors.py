@@ -32,4 +32,4 @@ class DataNotPreparedError(MissingFileError):
 
 
 class PluginError(MdsampleError):
-    """A plugin misbehaved in a way that prevents the requested action (not raised for plugins merely failing to load)."""
+    """A plugin misbehaved so that the requested action cannot go on (not raised for plugins failing to load)."""

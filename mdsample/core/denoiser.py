@@ -32,7 +32,9 @@ class CachingDenoiser(Denoiser, Protocol):
     changes (so the cache can be refreshed); ``__call__`` may then compute only what the cache does not hold.
     """
 
-    def begin_block(self, tokens: torch.Tensor, block_start: int, block_end: int, **conditioning: torch.Tensor) -> None: ...
+    def begin_block(
+        self, tokens: torch.Tensor, block_start: int, block_end: int, **conditioning: torch.Tensor
+    ) -> None: ...
 
 
 class ModuleDenoiser:

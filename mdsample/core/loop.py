@@ -4,7 +4,8 @@ Per step, for the rows that are not finished (finished rows are dropped from the
 1. call the denoiser once on the canvases (conditioning tensors follow the row selection);
 2. gather the logits of each row's window: its active block (the first block that still holds a masked
    position), plus the next block for rules with history;
-3. forbid the mask token as a candidate (committing it would undo progress), choose candidate tokens (TokenChooser) and wrap the statistics (StepStats, computed lazily, in ``stats_dtype``);
+3. forbid the mask token as a candidate (committing it would undo progress), choose candidate tokens
+   (TokenChooser) and wrap the statistics (StepStats, computed lazily, in ``stats_dtype``);
 4. for rules with history, update the per-position KL history and keep log(p + eps) for the next step, only for
    the window (ALGORITHMS.md, "Cost"), shifting it when a row's block advances;
 5. ask the rule which positions to commit, write their tokens, record the step and the NFE.
@@ -22,7 +23,7 @@ import torch
 from mdsample.core.callbacks import Callback
 from mdsample.core.denoiser import Denoiser
 from mdsample.core.rules.base import Rule, StepContext, ensure_progress
-from mdsample.core.schedule import BlockSchedule, Blocks, tokens_this_step
+from mdsample.core.schedule import Blocks, BlockSchedule, tokens_this_step
 from mdsample.core.state import MaskedState
 from mdsample.core.stats import KL_EPS, StepStats
 from mdsample.core.tokens import TokenChooser
@@ -141,12 +142,12 @@ def decode(
 
     step = 0
     last = time.perf_counter()
+    prev_rows = torch.zeros(0, dtype=torch.long)
     while True:
         state.finished = ~state.masked[:, state.gen_start :].any(dim=1)
         open_rows = (~state.finished).cpu().nonzero().squeeze(1)
         now = time.perf_counter()
-        if step:
-            state.wall_s[prev_rows] += now - last
+        state.wall_s[prev_rows] += now - last
         last = now
         if open_rows.numel() == 0:
             break

@@ -115,8 +115,15 @@ def test_maskgit_follows_cosine_schedule():
     assert counts == [2, 3, 5, 6]
 
 
-@pytest.mark.parametrize(("name", "options"), [("med", {"entropy_threshold": 0.3}), ("ar_med", {"entropy_threshold": 0.3}),
-                                               ("eb", {"gamma": 0.2}), ("threshold", {"threshold": 0.9})])
+ADAPTIVE_CASES = [
+    ("med", {"entropy_threshold": 0.3}),
+    ("ar_med", {"entropy_threshold": 0.3}),
+    ("eb", {"gamma": 0.2}),
+    ("threshold", {"threshold": 0.9}),
+]
+
+
+@pytest.mark.parametrize(("name", "options"), ADAPTIVE_CASES)
 def test_adaptive_rules_commit_confident_positions_together(name, options):
     """Six near-certain positions and two uncertain ones: adaptive rules take the six in one step (the mask
     token's logit is forbidden by the loop, which must not turn entropies into NaN)."""

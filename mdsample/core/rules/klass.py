@@ -29,7 +29,7 @@ class KLASSConfig:
 
 
 class KLASS(Rule):
-    """Commit positions whose last H KLs are < kl_threshold and confidence > conf_threshold; else top-k by confidence."""
+    """Commit positions whose last H KLs are < kl_threshold and confidence > conf_threshold, else top-k by conf."""
 
     name = "klass"
     Config = KLASSConfig
@@ -38,7 +38,8 @@ class KLASS(Rule):
         super().__init__(config, **options)
         if self.config.unmask_strategy not in STRATEGIES:
             raise ConfigError(
-                f"sampler.unmask_strategy={self.config.unmask_strategy!r} is unknown; choose one of: {', '.join(STRATEGIES)}"
+                f"sampler.unmask_strategy={self.config.unmask_strategy!r} is unknown; "
+                f"choose one of: {', '.join(STRATEGIES)}"
             )
         if self.config.history < 1:
             raise ConfigError(f"sampler.history must be >= 1, got {self.config.history}")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import hashlib
 import io
 import json
 import os
@@ -25,6 +24,7 @@ from functools import cache
 from pathlib import Path
 
 from mdsample.errors import ConfigError, DataNotPreparedError, MissingFileError
+from mdsample.models.house import sha256_file
 
 SPLITS = ("train", "test", "test_scaffolds")
 TABLES = ("mcf.csv", "wehi_pains.csv")
@@ -39,14 +39,6 @@ def data_dir(dest: str | Path | None = None) -> Path:
         return Path(dest).expanduser()
     root = os.environ.get("MDSAMPLE_DATA")
     return Path(root).expanduser() / "molecule" if root else Path.home() / ".cache" / "mdsample" / "molecule"
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def prepare(dest: Path, wheel: Path | None = None, csv_dir: Path | None = None) -> dict[str, str]:
