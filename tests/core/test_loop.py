@@ -133,3 +133,26 @@ def test_adaptive_rules_commit_confident_positions_together(name, options):
     result = decode(model, MaskedState.blank(1, 8, 4), BUILTIN_RULES[name](**options))
     assert sorted(result.commit_step[0].tolist())[:6] == [0] * 6
     assert int(result.nfe[0]) == 3
+
+
+def test_conditioning_follows_the_rows_when_finished_rows_drop_out():
+    """Per-row conditioning tensors are subset with the rows still decoding, so a row always sees its own."""
+    model = MixingDenoiser(length=15, seed=2, sharpness=6.0)
+
+    def conditioned(tokens, shift):
+        return model(tokens) + shift.view(-1, 1, 1) * torch.arange(model.vocab_size)
+
+    conditioned.mask_id, conditioned.vocab_size = model.mask_id, model.vocab_size
+    shift = torch.tensor([0.0, 0.5, -0.5])
+
+    def run(rows):
+        state = MaskedState.blank(len(rows), 12, model.mask_id, prompt=prompts(1))
+        if 0 in rows:  # row 0 starts nearly full, so it finishes first and drops out of the batch
+            state.tokens[rows.index(0), 3:13] = 1
+            state.frozen[rows.index(0), 3:13] = True
+        return decode(conditioned, state, make_rule("confidence"), conditioning={"shift": shift[rows]})
+
+    batched = run([0, 1, 2])
+    for i in range(3):
+        assert torch.equal(batched.tokens[i], run([i]).tokens[0])
+    assert batched.nfe.tolist() == [2, 12, 12]
