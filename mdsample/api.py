@@ -183,7 +183,8 @@ def run(cfg: DictConfig, console: Console | None = None) -> RunResult:
             start = time.perf_counter()
             result = decode(denoiser, initial.state, rule, schedule=schedule, chooser=chooser,
                             conditioning=initial.conditioning, generator=generator,
-                            stats_dtype=getattr(torch, cfg.decode.stats_dtype), callbacks=callbacks)
+                            stats_dtype=getattr(torch, cfg.decode.stats_dtype), confidence=cfg.decode.confidence,
+                            callbacks=callbacks)
             wall += time.perf_counter() - start
             objects += domain.decode(result.tokens, initial)
             initials.append(initial)

@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from mdsample import plugin_manager
+from mdsample.core.stats import CONFIDENCES
 from mdsample.errors import ConfigError, MissingFileError, PluginError, UnknownChoiceError
 
 PACKAGE_DEFAULTS = Path(__file__).parent / "configs" / "defaults.yaml"
@@ -42,6 +43,7 @@ class DecodeConfig:
     top_k: int = 0
     top_p: float = 1.0
     stats_dtype: str = "float32"
+    confidence: str = "drawn"
 
 
 @dataclass
@@ -226,6 +228,8 @@ def _domain_layer(domain: Any, rule_name: str) -> dict[str, Any]:
 def _validate(cfg: DictConfig) -> None:
     if cfg.decode.stats_dtype not in STATS_DTYPES:
         raise UnknownChoiceError("decode.stats_dtype", cfg.decode.stats_dtype, STATS_DTYPES)
+    if cfg.decode.confidence not in CONFIDENCES:
+        raise UnknownChoiceError("decode.confidence", cfg.decode.confidence, CONFIDENCES)
     for key in ("n", "batch_size"):
         if cfg[key] < 1:
             raise ConfigError(f"{key} must be >= 1, got {cfg[key]}")

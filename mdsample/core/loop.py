@@ -25,8 +25,9 @@ from mdsample.core.denoiser import Denoiser
 from mdsample.core.rules.base import Rule, StepContext, ensure_progress
 from mdsample.core.schedule import Blocks, BlockSchedule, tokens_this_step
 from mdsample.core.state import MaskedState
-from mdsample.core.stats import KL_EPS, StepStats
+from mdsample.core.stats import CONFIDENCES, KL_EPS, StepStats
 from mdsample.core.tokens import TokenChooser
+from mdsample.errors import ConfigError
 
 
 @dataclass
@@ -126,9 +127,16 @@ def decode(
     conditioning: dict[str, torch.Tensor] | None = None,
     generator: torch.Generator | None = None,
     stats_dtype: torch.dtype = torch.float32,
+    confidence: str = "drawn",
     callbacks: Sequence[Callback] = (),
 ) -> DecodeResult:
-    """Fill every masked position of ``state`` (in place) with ``rule`` choosing positions and ``chooser`` tokens."""
+    """Fill every masked position of ``state`` (in place) with ``rule`` choosing positions and ``chooser`` tokens.
+
+    ``confidence`` says what the confidence statistic scores (stats.CONFIDENCES): the drawn token, as the
+    reference loops do, or the distribution's mode.
+    """
+    if confidence not in CONFIDENCES:
+        raise ConfigError(f"decode.confidence={confidence!r} is unknown; choose one of: {', '.join(CONFIDENCES)}")
     blocks = (schedule or BlockSchedule()).resolve(state.gen_length)
     chooser = chooser or TokenChooser()
     conditioning = conditioning or {}
@@ -167,7 +175,7 @@ def decode(
         active = (win_tokens == state.mask_id) & valid & (offsets < blocks.length)
 
         x0 = chooser(win_logits, generator)
-        stats = StepStats(win_logits, x0, stats_dtype)
+        stats = StepStats(win_logits, x0, stats_dtype, confidence)
         kl_history = None
         if rule.history:
             if history is None:

@@ -16,13 +16,22 @@ KL_EPS = 1e-12
 """The epsilon inside KLASS's logs, as in the reference: KL = sum p (log(p + eps) - log(p_prev + eps))."""
 
 
+CONFIDENCES = ("drawn", "mode")
+"""What ``conf`` scores: the probability of the drawn token x0 (LLaDA, Fast-dLLM, Dream, MaskGIT), or of the
+distribution's mode. They agree at temperature 0; with sampled tokens "drawn" favours the luckiest draws each step
+(mode-seeking, low diversity) while "mode" makes the position choice independent of the draw."""
+
+
 class StepStats:
     """Statistics of ``logits[b, W, V]`` for the window positions, given the chosen tokens ``x0[b, W]``."""
 
-    def __init__(self, logits: torch.Tensor, x0: torch.Tensor, dtype: torch.dtype = torch.float32):
+    def __init__(
+        self, logits: torch.Tensor, x0: torch.Tensor, dtype: torch.dtype = torch.float32, confidence: str = "drawn"
+    ):
         self.logits = logits
         self.x0 = x0
         self.dtype = dtype
+        self.confidence = confidence
 
     @cached_property
     def probs(self) -> torch.Tensor:
@@ -35,7 +44,9 @@ class StepStats:
 
     @cached_property
     def conf(self) -> torch.Tensor:
-        """conf(i) = p_t(i)[x0(i)], [b, W]."""
+        """conf(i) = p_t(i)[x0(i)] ("drawn") or max_v p_t(i)[v] ("mode"), [b, W]."""
+        if self.confidence == "mode":
+            return self.probs.max(dim=-1).values
         return self.probs.gather(-1, self.x0.unsqueeze(-1)).squeeze(-1)
 
     @cached_property

@@ -156,3 +156,24 @@ def test_conditioning_follows_the_rows_when_finished_rows_drop_out():
     for i in range(3):
         assert torch.equal(batched.tokens[i], run([i]).tokens[0])
     assert batched.nfe.tolist() == [2, 12, 12]
+
+
+def test_mode_confidence_makes_the_order_independent_of_the_draw():
+    """With a fixed product distribution, "mode" commits positions in order of their peak probability whatever
+    tokens are drawn; "drawn" follows the draws; at temperature 0 the two are identical."""
+    peaks = [0.9, 0.5, 0.8, 0.6, 0.7]
+    probs = torch.tensor([[p, 1 - p] for p in peaks], dtype=torch.float64)
+    logits = torch.cat([torch.log(probs), torch.full((5, 1), -1e4, dtype=torch.float64)], -1).unsqueeze(0)
+    model = ProductDenoiser(logits, mask_id=2)
+
+    def order(confidence, seed, temperature=1.0):
+        state = MaskedState.blank(1, 5, 2)
+        result = decode(model, state, make_rule("confidence"), chooser=TokenChooser(temperature=temperature),
+                        generator=torch.Generator().manual_seed(seed), confidence=confidence)
+        return result.commit_step[0].tolist()
+
+    assert {tuple(order("mode", s)) for s in range(8)} == {(0, 4, 1, 3, 2)}
+    assert len({tuple(order("drawn", s)) for s in range(8)}) > 1
+    assert order("mode", 0, 0.0) == order("drawn", 0, 0.0)
+    with pytest.raises(ConfigError, match="decode.confidence"):
+        order("peak", 0)
