@@ -48,7 +48,7 @@ def run_setting(rule: str, overrides: dict, args) -> dict:
     result = mdsample.sample(
         "molecule", rule, args.n, seed=args.seed, device=args.device, batch_size=args.batch_size, progress=False,
         out=str(Path(args.runs) / f"{rule}-{len(list(Path(args.runs).glob(rule + '-*')))}"),
-        **{"domain.representation": args.representation, **overrides},
+        **{"domain.representation": args.representation, **dict(kv.split("=", 1) for kv in args.set), **overrides},
     )
     seconds = time.perf_counter() - start
     nfe = result.nfe.double()
@@ -85,6 +85,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--runs", default="runs/molecule_samplers")
     parser.add_argument("--rules", default=None, help="comma list to restrict the grid")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="config overrides for every setting, e.g. decode.confidence=mode")
     parser.add_argument("--out", default=None, help="JSON file to write")
     parser.add_argument("--plot", default=None, help="PNG file to write")
     args = parser.parse_args()
@@ -97,7 +99,7 @@ def main() -> None:
         row = run_setting(rule, overrides, args)
         rows.append(row)
         print(json.dumps(row), flush=True)
-        report = {"benchmark": "molecule_samplers", "representation": args.representation, "n": args.n,
+        report = {"benchmark": "molecule_samplers", "representation": args.representation, "n": args.n, "set": args.set,
                   "device": args.device, "version": mdsample.__version__, "rows": rows}
         if args.out:
             Path(args.out).write_text(json.dumps(report, indent=2))
