@@ -162,7 +162,7 @@ def _subcommand(word: str) -> tuple[Configure, Run, str]:
 def dispatch(argv: list[str], session: argparse.Namespace) -> int:
     word = argv[0] if argv and not argv[0].startswith("-") and "=" not in argv[0] else None
     if word is None:
-        return run_generation(generation_parser().parse_args(argv), session)
+        return run_generation(generation_parser().parse_intermixed_args(argv), session)
     configure, run, help_text = _subcommand(word)
     parser = argparse.ArgumentParser(prog=f"mdsample {word}", description=help_text)
     _add_common(parser)

@@ -133,3 +133,13 @@ def test_train_command_resolves_config_and_reports_domain_errors(cli, tmp_path):
     assert res.code == 2 and "no training corpus" in res.err  # the toy has no corpus: train() got that far
     saved = yaml.safe_load((out / "train_config.yaml").read_text())
     assert saved["train"]["steps"] == 1 and saved["domain"]["length"] == 4
+
+
+def test_overrides_may_come_before_and_after_options(tmp_path, capsys):
+    """`mdsample ... key=value --out DIR key=value` is how people type it: it must reach config resolution
+    (here failing on the unknown sampler), not stop at argparse's "unrecognized arguments"."""
+    from mdsample.cli import main
+
+    rc = main(["--domain", "molecule", "--sampler", "nope", "a=1", "--out", str(tmp_path / "o"), "b=2"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "unrecognized arguments" not in err and "unknown" in err
