@@ -1,6 +1,6 @@
 """Domain-agnostic sampling core: masked state, denoiser protocol, selection rules, schedules and the decode loop.
 
-Nothing in this package imports from mdsample.plugins; domains depend on the core, never the reverse.
+The core depends on no plugin package: domains depend on the core, never the reverse.
 """
 
 from mdsample.core.denoiser import Denoiser
