@@ -190,9 +190,8 @@ def decode(
         commit = chosen[:, : blocks.length]
         new = torch.where(commit, x0[:, : blocks.length], win_tokens[:, : blocks.length])
         updated = tokens.scatter(1, head, new)
-        marks = state.commit_step[rows].scatter(
-            1, head, torch.where(commit, (state.nfe[rows] - 1).unsqueeze(1), state.commit_step[rows].gather(1, head))
-        )
+        marks = state.commit_step[rows]
+        marks = marks.scatter(1, head, torch.where(commit, (state.nfe[rows] - 1).unsqueeze(1), marks.gather(1, head)))
         state.tokens[rows] = updated
         state.commit_step[rows] = marks
         moved = progress.advance(state, rows)
