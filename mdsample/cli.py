@@ -54,6 +54,9 @@ def generation_parser() -> argparse.ArgumentParser:
     parser.add_argument("--prompt", help="domain.prompt: conditioning / infill template (domain syntax)")
     parser.add_argument("--model", help="domain.model: hub id or local path (default: the shipped house model)")
     parser.add_argument("--task", help="domain.task: one of the domain's tasks")
+    parser.add_argument("--class", dest="label", help="domain.label: the class of a class-conditional domain")
+    parser.add_argument("--early-exit", type=float, metavar="GAMMA",
+                        help="decode.early_exit: stop reasoning once the answer slots' entropy bound < GAMMA")
     parser.add_argument("--trace", action="store_true", help="save the decode trace of the first rows (trace.pt)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_common(parser)
@@ -76,6 +79,8 @@ def run_generation(args: argparse.Namespace, session: argparse.Namespace) -> int
         "domain.prompt": args.prompt,
         "domain.model": args.model,
         "domain.task": args.task,
+        "domain.label": args.label,
+        "decode.early_exit": args.early_exit,
         "trace": True if args.trace else None,
         "progress": False if args.no_progress else None,
         "debug": True if args.debug else None,
@@ -119,7 +124,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 def run_train(args: argparse.Namespace) -> int:
     from mdsample.config import options_of, resolve_train_config, save_config
-    from mdsample.train import TrainConfig, train
+    from mdsample.train import TrainConfig
 
     flags = {"out": args.out, "debug": True if args.debug else None}
     cfg = resolve_train_config(args.domain, TrainConfig, config_file=args.config, flags=flags, dotlist=args.overrides)
@@ -130,7 +135,7 @@ def run_train(args: argparse.Namespace) -> int:
     save_config(cfg, out / "train_config.yaml")
     options = domain.Options(**options_of(cfg.domain))
     command = shlex.join(["mdsample", *args.argv])
-    path = train(domain, options, TrainConfig(**options_of(cfg.train)), out, command=command)
+    path = domain.train_house(options, TrainConfig(**options_of(cfg.train)), out, command=command)
     print(f"model saved to {path}")
     return 0
 

@@ -44,6 +44,7 @@ class DecodeConfig:
     top_p: float = 1.0
     stats_dtype: str = "float32"
     confidence: str = "drawn"
+    early_exit: float | None = None
 
 
 @dataclass

@@ -10,13 +10,16 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
 from mdsample.core.denoiser import Denoiser
 from mdsample.core.state import MaskedState
 from mdsample.errors import ConfigError
+
+if TYPE_CHECKING:
+    from mdsample.train import TrainConfig
 
 
 @dataclass
@@ -25,11 +28,13 @@ class DomainOptions:
 
     ``model`` is None for the shipped house model, else a hub id or a local path. ``prompt`` is the domain's
     template syntax for conditioning/infilling (documented by each domain). ``task`` names one of ``tasks()``.
+    ``label`` is the class of class-conditional domains (``--class A``); domains without classes reject it.
     """
 
     model: str | None = None
     prompt: str | None = None
     task: str | None = None
+    label: str | None = None
     trust_remote_code: bool = False
 
 
@@ -96,6 +101,17 @@ class Domain(abc.ABC):
     def train_data(self, options: DomainOptions) -> TrainData:
         """The corpus ``mdsample train --domain NAME`` fits the house model on."""
         raise ConfigError(f"domain {self.name!r} has no training corpus")
+
+    def train_house(self, options: DomainOptions, cfg: TrainConfig, out_dir: Path, command: str = "") -> Path:
+        """What ``mdsample train --domain NAME`` runs; returns the model directory.
+
+        The default fits the ModernBERT house denoiser on ``train_data`` with the generic MDLM trainer. A domain whose
+        model has more than one stage (an image tokenizer before its token transformer) overrides this and still
+        calls ``mdsample.train.train`` for its token model, so every domain trains through the same objective.
+        """
+        from mdsample.train import train
+
+        return train(self, options, cfg, out_dir, command=command)
 
     def save_assets(self, options: DomainOptions, model_dir: Path) -> None:
         """Write what a trained model needs beside its weights (e.g. the tokenizer's vocabulary)."""
