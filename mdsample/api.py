@@ -24,6 +24,7 @@ from mdsample import plugin_manager
 from mdsample.config import options_of, resolve_config, save_config
 from mdsample.core import BlockSchedule, MaskedState, TokenChooser, decode
 from mdsample.core.callbacks import RichProgress, TraceRecorder
+from mdsample.core.infill import EarlyExit
 from mdsample.domain import Domain, Initial
 from mdsample.errors import ConfigError
 
@@ -99,13 +100,14 @@ def _concat(initials: list[Initial]) -> Initial:
     first = states[0]
     state = MaskedState(torch.cat([s.tokens for s in states]), first.mask_id, first.gen_start,
                         torch.cat([s.frozen for s in states]))
-    for attr in ("nfe", "wall_s", "commit_step", "finished"):
+    for attr in ("nfe", "wall_s", "commit_step", "finished", "exited"):
         setattr(state, attr, torch.cat([getattr(s, attr) for s in states]))
     conditioning = {}
     for key, value in initials[0].conditioning.items():
         batched = torch.is_tensor(value) and value.shape[:1] == (first.batch,)
         conditioning[key] = torch.cat([i.conditioning[key] for i in initials]) if batched else value
-    return Initial(state, conditioning, [r for i in initials for r in i.requests])
+    answer = None if initials[0].answer is None else torch.cat([i.answer for i in initials])
+    return Initial(state, conditioning, [r for i in initials for r in i.requests], answer)
 
 
 def _json_value(value: Any) -> Any:
@@ -113,6 +115,15 @@ def _json_value(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+def _early_exit(cfg: DictConfig, domain: Domain, initial: Initial) -> EarlyExit | None:
+    if cfg.decode.early_exit is None:
+        return None
+    if initial.answer is None:
+        raise ConfigError(f"--early-exit needs answer slots, which domain {domain.name!r} does not lay out for this "
+                          "request; use a reasoning task (e.g. --domain text --task arithmetic)")
+    return EarlyExit(cfg.decode.early_exit, initial.answer)
 
 
 def run_metrics(
@@ -180,11 +191,12 @@ def run(cfg: DictConfig, console: Console | None = None) -> RunResult:
             if cfg.trace and trace is None:
                 trace = TraceRecorder()
                 callbacks.append(trace)
+            early_exit = _early_exit(cfg, domain, initial)
             start = time.perf_counter()
             result = decode(denoiser, initial.state, rule, schedule=schedule, chooser=chooser,
                             conditioning=initial.conditioning, generator=generator,
                             stats_dtype=getattr(torch, cfg.decode.stats_dtype), confidence=cfg.decode.confidence,
-                            callbacks=callbacks)
+                            callbacks=callbacks, early_exit=early_exit)
             wall += time.perf_counter() - start
             objects += domain.decode(result.tokens, initial)
             initials.append(initial)

@@ -40,11 +40,16 @@ class DomainOptions:
 
 @dataclass
 class Initial:
-    """What ``Domain.initial_state`` returns: the canvases, the conditioning tensors, and per-row request data."""
+    """What ``Domain.initial_state`` returns: the canvases, the conditioning tensors, and per-row request data.
+
+    ``answer[B, A]`` holds the answer-slot positions of reasoning-as-infilling templates (core/infill.py); domains
+    that set it support answer-block early exit (``decode.early_exit``).
+    """
 
     state: MaskedState
     conditioning: dict[str, torch.Tensor] = field(default_factory=dict)
     requests: list[dict[str, Any]] = field(default_factory=list)
+    answer: torch.Tensor | None = None
 
 
 @dataclass

@@ -8,7 +8,8 @@ Per step, for the rows that are not finished (finished rows are dropped from the
    (TokenChooser) and wrap the statistics (StepStats, computed lazily, in ``stats_dtype``);
 4. for rules with history, update the per-position KL history and keep log(p + eps) for the next step, only for
    the window (ALGORITHMS.md, "Cost"), shifting it when a row's block advances;
-5. ask the rule which positions to commit, write their tokens, record the step and the NFE.
+5. ask the rule which positions to commit, write their tokens, record the step and the NFE;
+6. with answer-block early exit (core/infill.py), finish the rows whose answer slots are settled.
 Rows advance through their blocks independently, so a batch gives exactly the row-by-row result.
 """
 
@@ -22,6 +23,7 @@ import torch
 
 from mdsample.core.callbacks import Callback
 from mdsample.core.denoiser import Denoiser
+from mdsample.core.infill import EarlyExit
 from mdsample.core.rules.base import Rule, StepContext, ensure_progress
 from mdsample.core.schedule import Blocks, BlockSchedule, tokens_this_step
 from mdsample.core.state import MaskedState
@@ -129,11 +131,13 @@ def decode(
     stats_dtype: torch.dtype = torch.float32,
     confidence: str = "drawn",
     callbacks: Sequence[Callback] = (),
+    early_exit: EarlyExit | None = None,
 ) -> DecodeResult:
     """Fill every masked position of ``state`` (in place) with ``rule`` choosing positions and ``chooser`` tokens.
 
     ``confidence`` says what the confidence statistic scores (stats.CONFIDENCES): the drawn token, as the
-    reference loops do, or the distribution's mode.
+    reference loops do, or the distribution's mode. ``early_exit`` stops a row once its answer slots are settled;
+    such a row is finished with its unneeded reasoning slots still masked (``state.exited``).
     """
     if confidence not in CONFIDENCES:
         raise ConfigError(f"decode.confidence={confidence!r} is unknown; choose one of: {', '.join(CONFIDENCES)}")
@@ -152,7 +156,7 @@ def decode(
     last = time.perf_counter()
     prev_rows = torch.zeros(0, dtype=torch.long)
     while True:
-        state.finished = ~state.masked[:, state.gen_start :].any(dim=1)
+        state.finished = ~state.masked[:, state.gen_start :].any(dim=1) | state.exited
         open_rows = (~state.finished).cpu().nonzero().squeeze(1)
         now = time.perf_counter()
         state.wall_s[prev_rows] += now - last
@@ -190,16 +194,19 @@ def decode(
         commit = chosen[:, : blocks.length]
         new = torch.where(commit, x0[:, : blocks.length], win_tokens[:, : blocks.length])
         updated = tokens.scatter(1, head, new)
-        marks = state.commit_step[rows]
-        marks = marks.scatter(1, head, torch.where(commit, (state.nfe[rows] - 1).unsqueeze(1), marks.gather(1, head)))
+        if early_exit is not None:
+            exits, updated = early_exit.apply(logits, updated, rows, state.mask_id, chooser, generator)
+            state.exited[rows] |= exits
+        committed_rows = (tokens == state.mask_id) & (updated != state.mask_id)
         state.tokens[rows] = updated
-        state.commit_step[rows] = marks
+        marks = state.commit_step[rows]
+        state.commit_step[rows] = torch.where(committed_rows, (state.nfe[rows] - 1).unsqueeze(1), marks)
         moved = progress.advance(state, rows)
         if history is not None:
             history.shift(moved, blocks.length)
         if callbacks:
             committed = torch.zeros_like(state.tokens, dtype=torch.bool)
-            committed[rows] = torch.zeros_like(tokens, dtype=torch.bool).scatter(1, head, commit)
+            committed[rows] = committed_rows
             for cb in callbacks:
                 cb.on_step(state, step, rows, committed)
         prev_rows = open_rows

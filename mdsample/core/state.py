@@ -29,6 +29,7 @@ class MaskedState:
     gen_start: int = 0
     frozen: torch.Tensor | None = None
     finished: torch.Tensor = field(init=False)
+    exited: torch.Tensor = field(init=False)
     nfe: torch.Tensor = field(init=False)
     wall_s: torch.Tensor = field(init=False)
     commit_step: torch.Tensor = field(init=False)
@@ -46,6 +47,7 @@ class MaskedState:
         if (self.frozen & (self.tokens == self.mask_id)).any():
             raise ConfigError("a frozen (prompt or constrained) position holds the mask token; give it a real token")
         self.finished = ~self.masked.any(dim=1)
+        self.exited = torch.zeros(b, dtype=torch.bool, device=device)
         self.nfe = torch.zeros(b, dtype=torch.long, device=device)
         self.wall_s = torch.zeros(b, dtype=torch.float64)
         self.commit_step = torch.full((b, length), -1, dtype=torch.long, device=device)
