@@ -152,7 +152,10 @@ class EarlyExit:
         chooser: TokenChooser,
         generator: torch.Generator | None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """For this step's rows: (which rows exit [R] bool, their tokens [R, L] with exiting answers filled)."""
+        """For this step's rows: (which rows exit with work left undone [R] bool, tokens [R, L] with answers filled).
+
+        A row whose canvas is complete after the fill finishes as usual and does not count as exited.
+        """
         answer = self.answer[rows]
         exits = answer_entropy_bound(logits, tokens, answer, mask_id) < self.gamma
         r = torch.arange(answer.shape[0], device=answer.device).unsqueeze(1)
@@ -162,7 +165,7 @@ class EarlyExit:
         current = tokens.gather(1, answer)
         fill = exits.unsqueeze(1) & (current == mask_id)
         filled = tokens.scatter(1, answer, torch.where(fill, chooser(slot_logits, generator), current))
-        return exits, filled
+        return exits & (filled == mask_id).any(dim=1), filled
 
 
 @torch.no_grad()
