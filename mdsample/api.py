@@ -186,7 +186,7 @@ def run(cfg: DictConfig, console: Console | None = None) -> RunResult:
     try:
         for b in range(batches):
             size = min(cfg.batch_size, cfg.n - b * cfg.batch_size)
-            initial = domain.initial_state(denoiser, options, size, device)
+            initial = domain.initial_state(denoiser, options, size, device, offset=b * cfg.batch_size)
             callbacks = [RichProgress(f"batch {b + 1}/{batches}")] if cfg.progress else []
             if cfg.trace and trace is None:
                 trace = TraceRecorder()

@@ -88,8 +88,14 @@ class Domain(abc.ABC):
         """Build or load the denoiser: the shipped house model when ``options.model`` is None."""
 
     @abc.abstractmethod
-    def initial_state(self, denoiser: Denoiser, options: DomainOptions, n: int, device: torch.device) -> Initial:
-        """``n`` canvases for the request in ``options`` (unconditional, prompted, infill template, ...)."""
+    def initial_state(
+        self, denoiser: Denoiser, options: DomainOptions, n: int, device: torch.device, offset: int = 0
+    ) -> Initial:
+        """``n`` canvases for the request in ``options`` (unconditional, prompted, infill template, ...).
+
+        ``offset`` is the index of this batch's first sample in the run: a domain that draws from a list of problems
+        serves samples ``offset .. offset + n - 1``, so batches (and processes sharing a run) never repeat one.
+        """
 
     @abc.abstractmethod
     def decode(self, tokens: torch.Tensor, initial: Initial) -> list[Any]:

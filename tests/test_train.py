@@ -34,7 +34,7 @@ class RepeatDomain(Domain):
     def load_denoiser(self, options, device):
         raise NotImplementedError
 
-    def initial_state(self, denoiser, options, n, device):
+    def initial_state(self, denoiser, options, n, device, offset=0):
         raise NotImplementedError
 
     def decode(self, tokens, initial):

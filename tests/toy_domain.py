@@ -62,7 +62,7 @@ class ToyDomain(Domain):
     def load_denoiser(self, options: DomainOptions, device: torch.device) -> SuccessorDenoiser:
         return SuccessorDenoiser()
 
-    def initial_state(self, denoiser, options, n: int, device: torch.device) -> Initial:
+    def initial_state(self, denoiser, options, n: int, device: torch.device, offset: int = 0) -> Initial:
         prompt = None
         if options.prompt:
             prompt = torch.tensor([ALPHABET.index(c) for c in options.prompt])

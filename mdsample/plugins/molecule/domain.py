@@ -107,7 +107,9 @@ class MoleculeDomain(Domain):
         denoiser.vocab = vocab
         return denoiser
 
-    def initial_state(self, denoiser: Denoiser, options: DomainOptions, n: int, device: torch.device) -> Initial:
+    def initial_state(
+        self, denoiser: Denoiser, options: DomainOptions, n: int, device: torch.device, offset: int = 0
+    ) -> Initial:
         opts = _molecule_options(options)
         vocab = getattr(denoiser, "vocab", None) or self._vocab(opts)
         if denoiser.mask_id != vocab.mask_id:
