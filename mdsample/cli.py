@@ -126,7 +126,7 @@ def run_train(args: argparse.Namespace) -> int:
     from mdsample.config import options_of, resolve_train_config, save_config
     from mdsample.train import TrainConfig
 
-    flags = {"out": args.out, "debug": True if args.debug else None}
+    flags = {"out": args.out, "debug": True if args.debug else None, "domain.task": args.task}
     cfg = resolve_train_config(args.domain, TrainConfig, config_file=args.config, flags=flags, dotlist=args.overrides)
     domain = plugin_manager.load_domain(cfg.domain.name)
     out = Path(cfg.out or Path("runs") / f"{domain.name}-train-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -143,6 +143,7 @@ def run_train(args: argparse.Namespace) -> int:
 def configure_train(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--domain", help="domain whose house model to train (default: molecule)")
     parser.add_argument("--out", help="output directory (default: runs/<domain>-train-<time>)")
+    parser.add_argument("--task", help="domain.task: the task whose house model to train (domains with tasks)")
     parser.add_argument("--config", help="YAML file with `train:` and `domain:` sections")
     _add_overrides(parser)
 

@@ -24,10 +24,12 @@ from transformers.utils import logging as hf_logging
 from mdsample.errors import ConfigError, MissingFileError
 
 # hidden, layers, heads, GLU intermediate. "small": ~3.3M params + 257 per vocabulary entry, so float16 weights
-# stay under 8 MB for vocabularies up to ~2,700 tokens; "tiny" (~90k params) exists for tests.
+# stay under 8 MB for vocabularies up to ~2,700 tokens; "deep" (~3.5M) trades width for the depth that constraint
+# propagation (sudoku) needs; "tiny" (~90k params) exists for tests.
 SIZES: dict[str, tuple[int, int, int, int]] = {
     "tiny": (64, 2, 2, 128),
     "small": (256, 4, 4, 704),
+    "deep": (192, 8, 6, 512),
 }
 
 

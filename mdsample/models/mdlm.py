@@ -58,9 +58,13 @@ def mask_tokens(
     Returns ``(xt, masked)`` where ``masked[B, L]`` marks the positions replaced by ``mask_id``. Positions before
     ``frozen_prefix`` (e.g. BOS) are never masked because the sampler never masks them either. Padding is
     maskable on purpose: predicting where the padding starts is how a fixed-length model learns lengths.
+
+    A clean row may hold ``mask_id`` itself: an *unobserved* position (say, a problem's reasoning when only its
+    answer is known). It stays masked in ``x_t`` and carries no loss, so the model learns p(observed | context)
+    with the unknown part marginalised, exactly the situation it meets when sampling.
     """
     u = torch.rand(x0.shape, device=x0.device, generator=generator)
-    masked = u < t[:, None]
+    masked = (u < t[:, None]) & (x0 != mask_id)
     masked[:, :frozen_prefix] = False
     return x0.masked_fill(masked, mask_id), masked
 
@@ -90,8 +94,9 @@ def mdlm_loss(
     logits = logits.float()
     if mask_id < logits.shape[-1]:
         logits = logits.index_fill(-1, torch.tensor([mask_id], device=logits.device), float("-inf"))
-    ce = F.cross_entropy(logits.flatten(0, 1), x0.flatten(), reduction="none").view_as(x0)
-    ce = ce * masked
+    target = x0.masked_fill(x0 == mask_id, 0)  # unobserved positions are never in ``masked``
+    ce = F.cross_entropy(logits.flatten(0, 1), target.flatten(), reduction="none").view_as(x0)
+    ce = torch.where(masked, ce, torch.zeros_like(ce))
     n_tokens = x0.shape[0] * (x0.shape[1] - frozen_prefix)
     loss = (ce / t[:, None]).sum() / n_tokens
     masked_ce = ce.sum() / masked.sum().clamp(min=1)

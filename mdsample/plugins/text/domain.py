@@ -1,0 +1,186 @@
+"""The text domain: house reasoning models (sudoku, arithmetic) and any text MDM through the adapters.
+
+Tasks (``--task``): ``arithmetic`` (a reasoning-as-infilling template: prompt, reasoning slots, frozen ``#``,
+answer slots; supports ``--early-exit``) and ``sudoku`` (the grid, givens frozen). Without ``--prompt`` a run
+draws held-out problems (``domain.split``, ``domain.problem_seed``), so every sampler of a study sees the same ones;
+with ``--prompt`` every sample solves that one problem. Outputs: ``samples.jsonl`` (prompt, completion, reasoning,
+answer, gold, correct, NFE per row) and ``decode_order.png`` (the step that committed each position, a few rows).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mdsample.core.denoiser import Denoiser
+from mdsample.domain import Domain, DomainOptions, Initial, TrainData
+from mdsample.errors import ConfigError, MissingFileError, UnknownChoiceError
+from mdsample.plugins.text.tasks.arithmetic import ArithmeticTask
+from mdsample.plugins.text.tasks.base import Problem, Task
+from mdsample.plugins.text.tasks.sudoku import SudokuTask
+from mdsample.plugins.text.vocab import CharVocab
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+VOCAB_FILE = "vocab.json"
+TASKS = ("arithmetic", "sudoku")
+SPLITS = ("test", "train")
+
+
+@dataclass
+class TextOptions(DomainOptions):
+    """Task knobs: ``givens`` (sudoku difficulty), ``a_digits`` x ``b_digits`` (arithmetic size); ``split`` and
+    ``problem_seed`` pick the problems; ``train_rows`` is the size of the generated training set, of which only
+    ``trace_fraction`` keeps its reasoning (the rest: answers alone, reasoning unobserved; see models/mdlm.py)."""
+
+    givens: int = 36
+    a_digits: int = 3
+    b_digits: int = 2
+    split: str = "test"
+    problem_seed: int = 0
+    train_rows: int = 1_000_000
+    trace_fraction: float = 1.0
+
+
+@dataclass
+class TextInitial(Initial):
+    """Initial canvases plus the task, its problems and the vocabulary, which ``decode`` and ``metrics`` need."""
+
+    task: Task | None = None
+    problems: list[Problem] = field(default_factory=list)
+    vocab: CharVocab | None = None
+
+
+def make_task(options: TextOptions) -> Task:
+    name = options.task or TASKS[0]
+    if name == "arithmetic":
+        return ArithmeticTask(options.a_digits, options.b_digits)
+    if name == "sudoku":
+        return SudokuTask(options.givens)
+    raise UnknownChoiceError("text task", name, list(TASKS))
+
+
+class TextDomain(Domain):
+    name = "text"
+    description = "reasoning as infilling: house sudoku / arithmetic models, LLaDA / Dream / HF masked LMs"
+    Options = TextOptions
+
+    def __init__(self) -> None:
+        self._problems: dict[tuple, list[Problem]] = {}
+
+    def defaults(self) -> dict[str, Any]:
+        return {"n": 100, "samplers": {"klass": {"conf_threshold": 0.9, "kl_threshold": 0.01}}}
+
+    def tasks(self) -> list[str]:
+        return list(TASKS)
+
+    def load_denoiser(self, options: DomainOptions, device: torch.device) -> Denoiser:
+        from mdsample.models.house import load_house_denoiser
+
+        opts = _text_options(options)
+        task = make_task(opts)
+        if opts.model is None:
+            model_dir = WEIGHTS_DIR / task.name
+            if not (model_dir / "config.json").is_file():
+                raise MissingFileError(f"no shipped text model for task {task.name!r} in {model_dir}; train one with "
+                                       f"`mdsample train --domain text --task {task.name}` and pass it as --model")
+        else:
+            model_dir = Path(opts.model).expanduser()
+            if not (model_dir / VOCAB_FILE).is_file():
+                raise ConfigError(f"{opts.model} is not a house text model (no {VOCAB_FILE}); models from the hub "
+                                  "run through the adapters: LLaDA, Dream, masked LMs")
+        vocab = CharVocab()
+        vocab.check(model_dir / VOCAB_FILE)
+        denoiser = load_house_denoiser(model_dir, device)
+        if (denoiser.vocab_size, denoiser.mask_id) != (len(vocab), vocab.mask_id):
+            raise ConfigError(f"model {model_dir} does not use the house text vocabulary ({len(vocab)} symbols)")
+        return denoiser
+
+    def problems(self, options: TextOptions, offset: int, n: int) -> list[Problem]:
+        """Problems ``offset .. offset + n - 1`` of the run's list (the same list for every sampler and batch)."""
+        task = make_task(options)
+        if options.prompt:
+            return [task.parse_prompt(options.prompt)] * n
+        if options.split not in SPLITS:
+            raise UnknownChoiceError("text split", options.split, list(SPLITS))
+        key = (task.name, options.givens, options.a_digits, options.b_digits, options.split, options.problem_seed)
+        cached = self._problems.get(key, [])
+        if len(cached) < offset + n:
+            cached = task.problems(offset + n, options.problem_seed, options.split)
+            self._problems[key] = cached
+        return cached[offset : offset + n]
+
+    def initial_state(
+        self, denoiser: Denoiser, options: DomainOptions, n: int, device: torch.device, offset: int = 0
+    ) -> Initial:
+        opts = _text_options(options)
+        task, vocab = make_task(opts), CharVocab()
+        problems = self.problems(opts, offset, n)
+        if opts.label is not None:
+            raise ConfigError("the text domain has no classes; drop --class (use --task and --prompt)")
+        canvas = task.canvas(problems, vocab, device)
+        trained = getattr(getattr(getattr(denoiser, "model", None), "config", None), "max_position_embeddings", None)
+        if trained is not None and trained != canvas.state.length:
+            raise ConfigError(f"the model was trained on canvases of {trained} slots but this {task.name} layout has "
+                              f"{canvas.state.length}; use the task settings of the model's MODEL_CARD.md")
+        requests = [{"task": task.name, "prompt": p.prompt} for p in problems]
+        return TextInitial(canvas.state, {}, requests, canvas.answer, task=task, problems=problems, vocab=vocab)
+
+    def decode(self, tokens: torch.Tensor, initial: Initial) -> list[dict[str, Any]]:
+        assert isinstance(initial, TextInitial) and initial.task is not None and initial.vocab is not None
+        gen = tokens[:, initial.state.gen_start :].cpu()
+        out = []
+        for row, problem in zip(gen, initial.problems, strict=True):
+            completion = initial.vocab.decode(row)
+            reasoning, answer = initial.task.read(completion)
+            out.append({"prompt": problem.prompt, "completion": completion, "reasoning": reasoning, "answer": answer,
+                        "gold": problem.answer, "correct": initial.task.correct(problem, answer)})
+        return out
+
+    def save(self, objects: list[Any], run_dir: Path, initial: Initial) -> list[Path]:
+        from mdsample.plugins.text.output import ORDER_ROWS, save_samples
+
+        assert isinstance(initial, TextInitial) and initial.vocab is not None
+        symbols = [s if len(s) == 1 else "_" if i == initial.vocab.mask_id else "" for i, s in
+                   enumerate(initial.vocab.symbols)]
+        gen = initial.state.tokens[:ORDER_ROWS, initial.state.gen_start :].cpu().tolist()
+        return save_samples(objects, Path(run_dir), initial.state, [[symbols[t] for t in row] for row in gen])
+
+    def metrics(self, objects: list[Any], options: DomainOptions, initial: Initial) -> dict[str, float]:
+        if not objects:
+            return {"accuracy": float("nan")}
+        out = {"accuracy": sum(o["correct"] for o in objects) / len(objects)}
+        exited = initial.state.exited[: len(objects)]
+        out["early_exit_rate"] = exited.float().mean().item()
+        return out
+
+    def train_data(self, options: DomainOptions) -> TrainData:
+        opts = _text_options(options)
+        task, vocab = make_task(opts), CharVocab()
+        if opts.train_rows < 2:
+            raise ConfigError(f"domain.train_rows must be >= 2, got {opts.train_rows}")
+        if not 0.0 <= opts.trace_fraction <= 1.0:
+            raise ConfigError(f"domain.trace_fraction must lie in [0, 1], got {opts.trace_fraction}")
+        train = torch.from_numpy(task.training_rows(opts.train_rows, 0, vocab)).long()
+        if opts.trace_fraction < 1.0:
+            slots = task.reasoning_slots()
+            if slots is None:
+                raise ConfigError(f"task {task.name!r} has no reasoning slots; domain.trace_fraction does not apply")
+            hidden = torch.rand(len(train), generator=torch.Generator().manual_seed(0)) >= opts.trace_fraction
+            train[hidden, slots] = vocab.mask_id
+        val = torch.from_numpy(task.training_rows(max(1, min(10_000, opts.train_rows // 10)), 1, vocab)).long()
+        return TrainData(train=train, val=val, vocab_size=len(vocab), mask_id=vocab.mask_id, pad_id=vocab.pad_id,
+                         frozen_prefix=task.frozen_prefix)
+
+    def save_assets(self, options: DomainOptions, model_dir: Path) -> None:
+        CharVocab().save(Path(model_dir) / VOCAB_FILE)
+
+
+def _text_options(options: DomainOptions) -> TextOptions:
+    """Accept the generic options too (e.g. from a study), filling text defaults."""
+    if isinstance(options, TextOptions):
+        return options
+    return TextOptions(model=options.model, prompt=options.prompt, task=options.task, label=options.label,
+                       trust_remote_code=options.trust_remote_code)

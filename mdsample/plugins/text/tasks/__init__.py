@@ -1,0 +1,1 @@
+"""House reasoning tasks of the text domain: generators, layouts and exact checkers."""
