@@ -126,7 +126,8 @@ def run_train(args: argparse.Namespace) -> int:
     from mdsample.config import options_of, resolve_train_config, save_config
     from mdsample.train import TrainConfig
 
-    flags = {"out": args.out, "debug": True if args.debug else None, "domain.task": args.task}
+    flags = {"out": args.out, "debug": True if args.debug else None, "domain.task": args.task,
+             "train.init": args.init, "domain.data": args.data}
     cfg = resolve_train_config(args.domain, TrainConfig, config_file=args.config, flags=flags, dotlist=args.overrides)
     domain = plugin_manager.load_domain(cfg.domain.name)
     out = Path(cfg.out or Path("runs") / f"{domain.name}-train-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -144,6 +145,8 @@ def configure_train(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--domain", help="domain whose house model to train (default: molecule)")
     parser.add_argument("--out", help="output directory (default: runs/<domain>-train-<time>)")
     parser.add_argument("--task", help="domain.task: the task whose house model to train (domains with tasks)")
+    parser.add_argument("--init", help="train.init: continue from this house checkpoint (fine-tuning)")
+    parser.add_argument("--data", help="domain.data: a training file the domain understands (text: posterior traces)")
     parser.add_argument("--config", help="YAML file with `train:` and `domain:` sections")
     _add_overrides(parser)
 
@@ -173,7 +176,7 @@ def dispatch(argv: list[str], session: argparse.Namespace) -> int:
     parser = argparse.ArgumentParser(prog=f"mdsample {word}", description=help_text)
     _add_common(parser)
     configure(parser)
-    args = parser.parse_args(argv[1:])
+    args = parser.parse_intermixed_args(argv[1:])
     args.argv = argv
     return int(run(args) or 0)
 

@@ -27,6 +27,7 @@ from mdsample.errors import ConfigError
 from mdsample.models.house import (
     build_house_model,
     house_config,
+    load_house_denoiser,
     save_house_model,
     sha256_file,
 )
@@ -40,7 +41,8 @@ class TrainConfig:
     ``max_minutes`` counts from the first step (torch.compile's warm-up included); the final evaluation and the save
     come on top and take seconds, so leave a little margin under a hard job limit. The cosine schedule is laid out
     over ``steps``, so pick ``steps`` that fit the budget (H100, "small", batch 512, L=64: ~110 steps/s compiled,
-    ~60 eager) rather than relying on the time limit.
+    ~60 eager) rather than relying on the time limit. ``init`` continues from a house checkpoint (fine-tuning, e.g.
+    on posterior traces) instead of fresh weights; it must fit the domain's vocabulary and layout.
     """
 
     size: str = "small"
@@ -59,6 +61,7 @@ class TrainConfig:
     compile: bool = False
     log_every: int = 100
     max_minutes: float | None = None
+    init: str | None = None
 
 
 def lr_factor(step: int, cfg: TrainConfig) -> float:
@@ -91,7 +94,7 @@ def train(domain: Domain, options: DomainOptions, cfg: TrainConfig, out_dir: Pat
     if len(train_rows) == 0 or len(val_rows) == 0:
         raise ConfigError(f"domain {domain.name!r} returned an empty train or val split")
     config = house_config(data.vocab_size, data.mask_id, data.pad_id, train_rows.shape[1], cfg.size)
-    model = build_house_model(config).to(device).train()
+    model = (build_house_model(config) if cfg.init is None else _init_model(cfg.init, config)).to(device).train()
     n_params = sum(p.numel() for p in model.parameters())
     forward = torch.compile(model) if cfg.compile else model
 
@@ -203,6 +206,17 @@ def train(domain: Domain, options: DomainOptions, cfg: TrainConfig, out_dir: Pat
         weights,
     )
     return out_dir
+
+
+def _init_model(path: str, expected: transformers.ModernBertConfig) -> transformers.ModernBertForMaskedLM:
+    """The checkpoint to fine-tune, in float32; its vocabulary, mask id and canvas length must match the data."""
+    model = load_house_denoiser(path).model
+    got = model.config
+    keys = ("vocab_size", "mask_token_id", "max_position_embeddings")
+    if any(getattr(got, k) != getattr(expected, k) for k in keys):
+        raise ConfigError(f"train.init={path} has {', '.join(f'{k}={getattr(got, k)}' for k in keys)} but the data "
+                          f"needs {', '.join(f'{k}={getattr(expected, k)}' for k in keys)}")
+    return model
 
 
 def _write_card(

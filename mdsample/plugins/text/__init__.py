@@ -10,3 +10,10 @@ def register_domains(register):
     from mdsample.plugins.text.domain import TextDomain
 
     register(TextDomain())
+
+
+@hookimpl
+def register_commands(register):
+    from mdsample.plugins.text import posterior
+
+    register("posterior", posterior.HELP, posterior.configure, posterior.run)

@@ -33,7 +33,9 @@ SPLITS = ("test", "train")
 class TextOptions(DomainOptions):
     """Task knobs: ``givens`` (sudoku difficulty), ``a_digits`` x ``b_digits`` (arithmetic size); ``split`` and
     ``problem_seed`` pick the problems; ``train_rows`` is the size of the generated training set, of which only
-    ``trace_fraction`` keeps its reasoning (the rest: answers alone, reasoning unobserved; see models/mdlm.py)."""
+    the problems picked by ``trace_fraction`` keep their reasoning (the rest: answers alone, reasoning unobserved;
+    see models/mdlm.py). ``data``: a jsonl of traces (``mdsample posterior``) to train on instead, keeping those
+    whose ``score`` is at least ``min_score`` when it is set."""
 
     givens: int = 36
     a_digits: int = 3
@@ -42,6 +44,8 @@ class TextOptions(DomainOptions):
     problem_seed: int = 0
     train_rows: int = 1_000_000
     trace_fraction: float = 1.0
+    data: str | None = None
+    min_score: float | None = None
 
 
 @dataclass
@@ -163,19 +167,52 @@ class TextDomain(Domain):
             raise ConfigError(f"domain.train_rows must be >= 2, got {opts.train_rows}")
         if not 0.0 <= opts.trace_fraction <= 1.0:
             raise ConfigError(f"domain.trace_fraction must lie in [0, 1], got {opts.trace_fraction}")
-        train = torch.from_numpy(task.training_rows(opts.train_rows, 0, vocab)).long()
-        if opts.trace_fraction < 1.0:
-            slots = task.reasoning_slots()
-            if slots is None:
-                raise ConfigError(f"task {task.name!r} has no reasoning slots; domain.trace_fraction does not apply")
-            hidden = torch.rand(len(train), generator=torch.Generator().manual_seed(0)) >= opts.trace_fraction
-            train[hidden, slots] = vocab.mask_id
+        if opts.data is not None:
+            train = torch.tensor(read_traces(opts.data, task, vocab, opts.min_score), dtype=torch.long)
+        else:
+            train = torch.from_numpy(task.training_rows(opts.train_rows, 0, vocab)).long()
+            if opts.trace_fraction < 1.0:
+                slots = task.reasoning_slots()
+                if slots is None:
+                    raise ConfigError(f"task {task.name!r} has no reasoning slots; trace_fraction does not apply")
+                hidden = ~traced(train[:, : task.frozen_prefix], opts.trace_fraction)
+                train[hidden, slots] = vocab.mask_id
         val = torch.from_numpy(task.training_rows(max(1, min(10_000, opts.train_rows // 10)), 1, vocab)).long()
         return TrainData(train=train, val=val, vocab_size=len(vocab), mask_id=vocab.mask_id, pad_id=vocab.pad_id,
                          frozen_prefix=task.frozen_prefix)
 
     def save_assets(self, options: DomainOptions, model_dir: Path) -> None:
         CharVocab().save(Path(model_dir) / VOCAB_FILE)
+
+
+def traced(prompts: torch.Tensor, fraction: float) -> torch.Tensor:
+    """Bool [N]: whether the problem with these prompt ids keeps its reasoning when only ``fraction`` of problems do.
+
+    Decided per problem by a fixed hash of its prompt, not per row, so a problem is either always shown with its
+    trace or never (posterior sampling then fills traces for problems the model has only seen answered).
+    """
+    weights = torch.tensor([pow(131, i, 2**31 - 1) for i in range(prompts.shape[1])], dtype=torch.long)
+    return ((prompts.long() * weights).sum(dim=1) % 10_007) < fraction * 10_007
+
+
+def read_traces(path: str, task: Task, vocab: CharVocab, min_score: float | None) -> list[list[int]]:
+    """Training rows from a ``mdsample posterior`` jsonl: prompt, answer and trace of each kept line."""
+    import json
+
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise MissingFileError(f"trace file {path!r} does not exist; write one with `mdsample posterior`")
+    rows = []
+    for n, line in enumerate(file.read_text().splitlines(), start=1):
+        try:
+            rec = json.loads(line)
+            if min_score is None or rec["score"] >= min_score:
+                rows.append(task.row_ids(Problem(rec["prompt"], rec["answer"], rec["trace"]), vocab))
+        except (json.JSONDecodeError, KeyError, TypeError) as err:
+            raise ConfigError(f"{path}:{n} is not a trace record (prompt, answer, trace, score): {err}") from None
+    if len(rows) < 2:
+        raise ConfigError(f"{path} keeps {len(rows)} traces (min_score={min_score}); need at least 2 to train")
+    return rows
 
 
 def _text_options(options: DomainOptions) -> TextOptions:

@@ -1,0 +1,127 @@
+"""``mdsample posterior``: reasoning traces sampled given the answer, r ~ p(r | c, a), scored for filtering.
+
+For each (context, answer) pair the answer is written into the answer slots and frozen, the reasoning slots are
+in-filled by any rule, and the finished trace is scored by the mean log-likelihood of the answer's tokens with the
+answer slots masked again (core/infill.py, ``answer_log_likelihood``): a trace that makes its answer likely is a
+trace that explains it. The jsonl lines (prompt, answer, trace, score, nfe) are what
+``mdsample train --domain text --init MODEL --data TRACES.jsonl`` fine-tunes on (``domain.min_score`` filters).
+
+Pairs come from ``--data PAIRS.jsonl`` (``{"prompt": "123*45=", "answer": "5535"}`` per line) or from the task's
+train split; with ``domain.trace_fraction < 1`` only the problems that a model trained with that fraction saw
+without reasoning are used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+
+from mdsample import plugin_manager
+from mdsample.api import resolve_device
+from mdsample.config import options_of, resolve_config
+from mdsample.core import BlockSchedule, TokenChooser, decode
+from mdsample.core.infill import answer_log_likelihood, infill_canvas
+from mdsample.errors import ConfigError, MissingFileError
+from mdsample.plugins.text.domain import TextDomain, make_task, traced
+from mdsample.plugins.text.tasks.arithmetic import DELIMITER, ArithmeticTask
+from mdsample.plugins.text.tasks.base import Problem
+from mdsample.plugins.text.vocab import CharVocab
+
+HELP = "sample reasoning traces given known answers (posterior sampling) and score them for fine-tuning"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--domain", default="text", help="text (the only domain with answer templates)")
+    parser.add_argument("--task", default="arithmetic", help="domain.task (a task with reasoning slots)")
+    parser.add_argument("--sampler", help="selection rule that fills the reasoning (default: klass)")
+    parser.add_argument("--model", help="domain.model: house text model directory (default: the shipped one)")
+    parser.add_argument("-n", type=int, default=1000, help="number of (context, answer) pairs")
+    parser.add_argument("--data", help="jsonl of {prompt, answer} pairs (default: the task's train split)")
+    parser.add_argument("--out", required=True, help="output jsonl of traces")
+    parser.add_argument("--seed", type=int, help="random seed")
+    parser.add_argument("--device", help="auto (default), cpu, cuda")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. decode.temperature=1")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.domain != "text":
+        raise ConfigError(f"posterior sampling needs answer templates (text domain), not domain {args.domain!r}")
+    flags = {"n": args.n, "seed": args.seed, "device": args.device, "domain.task": args.task,
+             "domain.model": args.model}
+    cfg = resolve_config("text", args.sampler, flags=flags, dotlist=args.overrides)
+    domain = plugin_manager.load_domain("text")
+    assert isinstance(domain, TextDomain)
+    options = domain.Options(**options_of(cfg.domain))
+    task = make_task(options)
+    if not isinstance(task, ArithmeticTask):
+        raise ConfigError(f"task {task.name!r} has no reasoning slots to sample; use --task arithmetic")
+    problems = read_pairs(args.data, task, cfg.n) if args.data else untraced_problems(task, options, cfg.n)
+    rule_cls = plugin_manager.get_rule(cfg.sampler.name)
+    rule = rule_cls(rule_cls.Config(**options_of(cfg.sampler)))
+    device = resolve_device(cfg.device)
+    denoiser = domain.load_denoiser(options, device)
+    generator = torch.Generator(device=device).manual_seed(cfg.seed)
+    vocab = CharVocab()
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    start, written = time.perf_counter(), 0
+    with open(out, "w") as f:
+        for b in range(math.ceil(len(problems) / cfg.batch_size)):
+            batch = problems[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+            for record in sample_batch(denoiser, task, vocab, batch, rule, cfg, generator, device):
+                f.write(json.dumps(record) + "\n")
+                written += 1
+            f.flush()
+    print(f"{written} traces in {time.perf_counter() - start:.1f} s written to {out}")
+    return 0
+
+
+def sample_batch(denoiser, task: ArithmeticTask, vocab: CharVocab, problems: list[Problem], rule, cfg, generator,
+                 device: torch.device) -> list[dict]:
+    """Posterior traces for one batch: answers frozen, reasoning in-filled, then the filter score of each trace."""
+    answers = [task.answer_ids(p.answer, vocab) for p in problems]
+    canvas = infill_canvas([vocab.encode(p.prompt) for p in problems], reasoning_length=task.reasoning_length,
+                           delimiter=vocab.encode(DELIMITER), answer_length=task.answer_length, mask_id=vocab.mask_id,
+                           pad_id=vocab.pad_id, answers=answers, prompt_width=task.prompt_width, device=device)
+    result = decode(denoiser, canvas.state, rule, schedule=BlockSchedule(cfg.decode.steps, cfg.decode.block_length),
+                    chooser=TokenChooser(cfg.decode.temperature, cfg.decode.top_k, cfg.decode.top_p),
+                    generator=generator, stats_dtype=getattr(torch, cfg.decode.stats_dtype),
+                    confidence=cfg.decode.confidence)
+    gold = torch.tensor(answers, device=device)
+    scores = answer_log_likelihood(denoiser, result.tokens, canvas.answer, gold).tolist()
+    traces = result.tokens[:, task.reasoning_slots()].cpu()
+    return [{"prompt": p.prompt, "answer": p.answer, "trace": vocab.decode(t), "score": s, "nfe": int(n)}
+            for p, t, s, n in zip(problems, traces, scores, result.nfe.tolist(), strict=True)]
+
+
+def untraced_problems(task: ArithmeticTask, options, n: int) -> list[Problem]:
+    """Train-split problems, keeping those a model trained with ``options.trace_fraction`` saw without reasoning."""
+    vocab, out, batch = CharVocab(), [], 0
+    while len(out) < n:
+        pool = task.problems((batch + 1) * 4 * n, options.problem_seed + 1, split="train")[batch * 4 * n :]
+        prompts = torch.tensor([[vocab.pad_id] * (task.prompt_width - len(p.prompt)) + vocab.encode(p.prompt)
+                                for p in pool])
+        keep = ~traced(prompts, options.trace_fraction) | (options.trace_fraction >= 1)
+        out += [p for p, k in zip(pool, keep.tolist(), strict=True) if k]
+        batch += 1
+    return out[:n]
+
+
+def read_pairs(path: str, task: ArithmeticTask, n: int) -> list[Problem]:
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise MissingFileError(f"pairs file {path!r} does not exist")
+    out = []
+    for i, line in enumerate(file.read_text().splitlines()[:n], start=1):
+        try:
+            rec = json.loads(line)
+            problem = task.parse_prompt(rec["prompt"])
+        except (json.JSONDecodeError, KeyError, TypeError) as err:
+            raise ConfigError(f"{path}:{i} is not a {{prompt, answer}} record: {err}") from None
+        out.append(Problem(problem.prompt, str(rec["answer"])))
+    return out
