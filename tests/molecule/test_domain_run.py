@@ -67,9 +67,9 @@ def test_representation_mismatch_is_reported(tiny_model_dir):
         MoleculeDomain().load_denoiser(MoleculeOptions(model=str(tiny_model_dir), representation="selfies"), "cpu")
 
 
-def test_defaults_sample_with_temperature_one():
+def test_defaults_sample_with_mode_confidence():
     d = MoleculeDomain().defaults()
-    assert d["decode"]["temperature"] == 1.0 and d["n"] == 64 and "klass" in d["samplers"]
+    assert d["decode"] == {"temperature": 0.8, "confidence": "mode"} and d["n"] == 64 and "klass" in d["samplers"]
 
 
 def test_plugin_registers_domain_and_data_command():
