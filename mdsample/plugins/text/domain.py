@@ -18,6 +18,9 @@ import torch
 from mdsample.core.denoiser import Denoiser
 from mdsample.domain import Domain, DomainOptions, Initial, TrainData
 from mdsample.errors import ConfigError, MissingFileError, UnknownChoiceError
+from mdsample.plugins.text import hub
+from mdsample.plugins.text.adapters import TextModel
+from mdsample.plugins.text.hub import HubDenoiser
 from mdsample.plugins.text.tasks.arithmetic import ArithmeticTask
 from mdsample.plugins.text.tasks.base import Problem, Task
 from mdsample.plugins.text.tasks.sudoku import SudokuTask
@@ -35,7 +38,9 @@ class TextOptions(DomainOptions):
     ``problem_seed`` pick the problems; ``train_rows`` is the size of the generated training set, of which only
     the problems picked by ``trace_fraction`` keep their reasoning (the rest: answers alone, reasoning unobserved;
     see models/mdlm.py). ``data``: a jsonl of traces (``mdsample posterior``) to train on instead, keeping those
-    whose ``score`` is at least ``min_score`` when it is set."""
+    whose ``score`` is at least ``min_score`` when it is set. Hub models (``model`` = a LLaDA / Dream / masked-LM
+    id or path): ``gen_length`` slots after a free ``prompt``, or a task template of ``reasoning_length`` and
+    ``answer_length`` tokens; ``impl`` is native (no remote code) or remote (needs ``trust_remote_code``)."""
 
     givens: int = 36
     a_digits: int = 3
@@ -46,6 +51,10 @@ class TextOptions(DomainOptions):
     trace_fraction: float = 1.0
     data: str | None = None
     min_score: float | None = None
+    gen_length: int = 128
+    reasoning_length: int = 128
+    answer_length: int = 16
+    impl: str = "native"
 
 
 @dataclass
@@ -55,6 +64,8 @@ class TextInitial(Initial):
     task: Task | None = None
     problems: list[Problem] = field(default_factory=list)
     vocab: CharVocab | None = None
+    hub: TextModel | None = None
+    reasoning_length: int = 0
 
 
 def make_task(options: TextOptions) -> Task:
@@ -93,8 +104,10 @@ class TextDomain(Domain):
         else:
             model_dir = Path(opts.model).expanduser()
             if not (model_dir / VOCAB_FILE).is_file():
-                raise ConfigError(f"{opts.model} is not a house text model (no {VOCAB_FILE}); models from the hub "
-                                  "run through the adapters: LLaDA, Dream, masked LMs")
+                from mdsample.plugins.text.adapters import load_text_model
+
+                return HubDenoiser(load_text_model(opts.model, trust_remote_code=opts.trust_remote_code,
+                                                   device=device, impl=opts.impl))
         vocab = CharVocab()
         vocab.check(model_dir / VOCAB_FILE)
         denoiser = load_house_denoiser(model_dir, device)
@@ -120,10 +133,12 @@ class TextDomain(Domain):
         self, denoiser: Denoiser, options: DomainOptions, n: int, device: torch.device, offset: int = 0
     ) -> Initial:
         opts = _text_options(options)
-        task, vocab = make_task(opts), CharVocab()
-        problems = self.problems(opts, offset, n)
         if opts.label is not None:
             raise ConfigError("the text domain has no classes; drop --class (use --task and --prompt)")
+        if isinstance(denoiser, HubDenoiser):
+            return self._hub_state(denoiser.text_model, opts, n, device, offset)
+        task, vocab = make_task(opts), CharVocab()
+        problems = self.problems(opts, offset, n)
         canvas = task.canvas(problems, vocab, device)
         trained = getattr(getattr(getattr(denoiser, "model", None), "config", None), "max_position_embeddings", None)
         if trained is not None and trained != canvas.state.length:
@@ -132,8 +147,27 @@ class TextDomain(Domain):
         requests = [{"task": task.name, "prompt": p.prompt} for p in problems]
         return TextInitial(canvas.state, {}, requests, canvas.answer, task=task, problems=problems, vocab=vocab)
 
+    def _hub_state(self, model: TextModel, opts: TextOptions, n: int, device: torch.device, offset: int) -> Initial:
+        if opts.task is None:
+            if not opts.prompt:
+                raise ConfigError("a hub text model needs --prompt TEXT (free generation) or --task NAME")
+            state, conditioning = hub.prompt_canvas(model, opts.prompt, n, opts.gen_length, device)
+            problems = [Problem(opts.prompt, "")] * n
+            return TextInitial(state, conditioning, [{"prompt": opts.prompt}] * n, None, problems=problems, hub=model)
+        task = make_task(opts)
+        problems = self.problems(opts, offset, n)
+        state, answer, conditioning = hub.task_canvas(model, task, problems, opts.reasoning_length,
+                                                      opts.answer_length, device)
+        requests = [{"task": task.name, "prompt": p.prompt} for p in problems]
+        return TextInitial(state, conditioning, requests, answer, task=task, problems=problems, hub=model,
+                           reasoning_length=opts.reasoning_length)
+
     def decode(self, tokens: torch.Tensor, initial: Initial) -> list[dict[str, Any]]:
-        assert isinstance(initial, TextInitial) and initial.task is not None and initial.vocab is not None
+        assert isinstance(initial, TextInitial)
+        if initial.hub is not None:
+            return hub.decode_rows(initial.hub, tokens, initial.state.gen_start, initial.answer, initial.task,
+                                   initial.problems, initial.reasoning_length)
+        assert initial.task is not None and initial.vocab is not None
         gen = tokens[:, initial.state.gen_start :].cpu()
         out = []
         for row, problem in zip(gen, initial.problems, strict=True):
@@ -146,13 +180,19 @@ class TextDomain(Domain):
     def save(self, objects: list[Any], run_dir: Path, initial: Initial) -> list[Path]:
         from mdsample.plugins.text.output import ORDER_ROWS, save_samples
 
-        assert isinstance(initial, TextInitial) and initial.vocab is not None
-        symbols = [s if len(s) == 1 else "_" if i == initial.vocab.mask_id else "" for i, s in
-                   enumerate(initial.vocab.symbols)]
+        assert isinstance(initial, TextInitial)
         gen = initial.state.tokens[:ORDER_ROWS, initial.state.gen_start :].cpu().tolist()
-        return save_samples(objects, Path(run_dir), initial.state, [[symbols[t] for t in row] for row in gen])
+        if initial.vocab is None:  # hub model: colours only, its tokens do not fit one cell
+            labels = [[""] * len(row) for row in gen]
+        else:
+            symbols = [s if len(s) == 1 else "_" if i == initial.vocab.mask_id else "" for i, s in
+                       enumerate(initial.vocab.symbols)]
+            labels = [[symbols[t] for t in row] for row in gen]
+        return save_samples(objects, Path(run_dir), initial.state, labels)
 
     def metrics(self, objects: list[Any], options: DomainOptions, initial: Initial) -> dict[str, float]:
+        if objects and "correct" not in objects[0]:  # free generation: nothing to score
+            return {"mean_chars": sum(len(o["completion"]) for o in objects) / len(objects)}
         if not objects:
             return {"accuracy": float("nan")}
         out = {"accuracy": sum(o["correct"] for o in objects) / len(objects)}
