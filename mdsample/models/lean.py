@@ -1,0 +1,280 @@
+"""A lean bidirectional transformer that LLaDA and Dream checkpoints load into, without their remote code.
+
+Both are LLaMA-shaped pre-norm decoders run without a causal mask: RMSNorm, rotary positions, grouped-query SDPA
+attention and a SwiGLU MLP. Written as one small module rather than on transformers' Llama / Qwen2 classes because
+(1) per step it should cost what the GEMMs cost: the q/k/v and gate/up projections are fused into one GEMM each,
+rotary embeddings are one complex multiplication on q and k together, and no mask-building machinery runs per call
+(at batch 1 the step is bound by kernel launches, so every elementwise kernel saved per layer counts);
+(2) a later KV cache (Fast-dLLM's prefix / dual cache) needs attention over [prefix keys, fresh keys, suffix keys],
+which is two concatenations here but not an API the causal-LM cache classes offer; (3) LLaDA is not in transformers
+at all, so one shared module is less code than one LLaDA module plus a patched Qwen2.
+
+Rotary layout: checkpoints rotate the two halves of each head ("rotate-half"); here the q and k rows of the fused
+qkv weight are permuted so that each head's dimension pairs (j, j + dim/2) are adjacent, which makes the rotation a
+complex multiplication (3 kernels instead of 7). q.k products are unchanged by permuting q and k alike, so logits are
+the same; only the cached keys (``LayerKV``) are in this internal order. ``fuse_qkv`` builds that layout.
+
+Checkpoint names are mapped by the family modules (models/llada.py, models/dream.py); this module only knows its own
+names, listed by ``LeanTransformer.state_dict()``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from mdsample.errors import ConfigError, MissingFileError
+
+
+@dataclass(frozen=True)
+class LeanConfig:
+    """Shape. ``vocab_size`` is the number of embedding rows (= logits width). Rotary embeddings are always applied in
+    float32 and cast back (LLaDA's reference does the same; Qwen2 / Dream round cos / sin to the model dtype first).
+    """
+
+    vocab_size: int
+    hidden_size: int
+    num_layers: int
+    num_heads: int
+    num_kv_heads: int
+    intermediate_size: int
+    rope_theta: float
+    norm_eps: float
+    head_dim: int | None = None
+    qkv_bias: bool = False
+    tie_embeddings: bool = False
+
+    def __post_init__(self) -> None:
+        if self.num_heads % self.num_kv_heads:
+            raise ConfigError(f"{self.num_heads} attention heads are not a multiple of {self.num_kv_heads} kv heads")
+        if self.head_dim is None and self.hidden_size % self.num_heads:
+            raise ConfigError(f"hidden size {self.hidden_size} is not a multiple of {self.num_heads} heads")
+
+    @property
+    def dim(self) -> int:
+        """Per-head dimension."""
+        return self.head_dim or self.hidden_size // self.num_heads
+
+
+class LayerKV(NamedTuple):
+    """One layer's keys and values ``[B, kv_heads, T, head_dim]``; keys rotated, in the pair-interleaved layout."""
+
+    keys: torch.Tensor
+    values: torch.Tensor
+
+
+class LeanOutput(NamedTuple):
+    """Logits ``[B, L, V]`` and, when asked for, each layer's keys/values of the tokens computed in this call."""
+
+    logits: torch.Tensor
+    kv: list[LayerKV] | None = None
+
+
+class Rotary(nn.Module):
+    """Unit complex rotations exp(i * position * freq_j), grown on demand and kept per device and precision.
+
+    Angles are computed in float32 as the reference implementations do (float64 for a float64 model).
+    """
+
+    def __init__(self, dim: int, theta: float):
+        super().__init__()
+        self.dim, self.theta = dim, theta
+        self._tables: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
+
+    def forward(self, positions: torch.Tensor, limit: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """Rotations ``[B or 1, L, 1, dim / 2]`` for integer ``positions[B or 1, L]``, all below ``limit``.
+
+        ``limit`` is known on the host (the canvas length), so growing the table never waits for the device.
+        """
+        real = torch.promote_types(dtype, torch.float32)
+        table = self._tables.get((positions.device, real))
+        if table is None or table.shape[0] < limit:
+            length = max(limit, 2 * (0 if table is None else table.shape[0]), 512)
+            exponents = torch.arange(0, self.dim, 2, device=positions.device, dtype=real) / self.dim
+            inv_freq = 1.0 / self.theta**exponents
+            angles = torch.outer(torch.arange(length, device=positions.device, dtype=real), inv_freq)
+            table = torch.polar(torch.ones_like(angles), angles)
+            self._tables[(positions.device, real)] = table
+        return table[positions].unsqueeze(2)
+
+
+def rotate(x: torch.Tensor, rotations: torch.Tensor) -> torch.Tensor:
+    """Rotary embedding of ``x[.., heads, dim]`` in the pair-interleaved layout, computed in float32 (or float64)."""
+    work = x.to(torch.promote_types(x.dtype, torch.float32))
+    pairs = torch.view_as_complex(work.unflatten(-1, (-1, 2)))
+    return torch.view_as_real(pairs * rotations).flatten(-2).to(x.dtype)
+
+
+def fuse_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dim: int) -> torch.Tensor:
+    """Stack q, k, v projection weights (or biases) of a rotate-half checkpoint into the lean qkv layout.
+
+    Within each q and k head, output rows (j, j + dim/2) become adjacent (rows 2j, 2j + 1); v is unchanged.
+    """
+
+    def interleave(w: torch.Tensor) -> torch.Tensor:
+        heads = w.shape[0] // dim
+        return w.reshape(heads, 2, dim // 2, *w.shape[1:]).transpose(1, 2).reshape(w.shape)
+
+    return torch.cat([interleave(q), interleave(k), v])
+
+
+class Attention(nn.Module):
+    """Bidirectional grouped-query attention over [prefix keys, own keys, suffix keys] with one fused qkv GEMM."""
+
+    def __init__(self, cfg: LeanConfig):
+        super().__init__()
+        self.heads, self.kv_heads, self.dim = cfg.num_heads, cfg.num_kv_heads, cfg.dim
+        self.qkv = nn.Linear(cfg.hidden_size, (cfg.num_heads + 2 * cfg.num_kv_heads) * cfg.dim, bias=cfg.qkv_bias)
+        self.out = nn.Linear(cfg.num_heads * cfg.dim, cfg.hidden_size, bias=False)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        rotations: torch.Tensor,
+        mask: torch.Tensor | None,
+        prefix: LayerKV | None = None,
+        suffix: LayerKV | None = None,
+    ) -> tuple[torch.Tensor, LayerKV]:
+        """``mask``: additive, over keys ``[B, 1, 1, P + L + S]``. Returns the output and this call's keys/values."""
+        b, length, _ = x.shape
+        qkv = self.qkv(x).view(b, length, self.heads + 2 * self.kv_heads, self.dim)
+        qk = rotate(qkv[:, :, : self.heads + self.kv_heads], rotations)
+        q = qk[:, :, : self.heads].transpose(1, 2)
+        own = LayerKV(qk[:, :, self.heads :].transpose(1, 2), qkv[:, :, self.heads + self.kv_heads :].transpose(1, 2))
+        keys, values = own
+        if prefix is not None:
+            keys, values = torch.cat([prefix.keys, keys], dim=2), torch.cat([prefix.values, values], dim=2)
+        if suffix is not None:
+            keys, values = torch.cat([keys, suffix.keys], dim=2), torch.cat([values, suffix.values], dim=2)
+        a = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, enable_gqa=self.kv_heads != self.heads)
+        return self.out(a.transpose(1, 2).reshape(b, length, self.heads * self.dim)), own
+
+
+class SwiGLU(nn.Module):
+    """down(silu(gate(x)) * up(x)) with gate and up fused into one GEMM (gate first)."""
+
+    def __init__(self, cfg: LeanConfig):
+        super().__init__()
+        self.gate_up = nn.Linear(cfg.hidden_size, 2 * cfg.intermediate_size, bias=False)
+        self.down = nn.Linear(cfg.intermediate_size, cfg.hidden_size, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate, up = self.gate_up(x).chunk(2, dim=-1)
+        return self.down(F.silu(gate).mul_(up))
+
+
+class Block(nn.Module):
+    """Pre-norm residual block: x + attention(norm(x)), then + mlp(norm(x))."""
+
+    def __init__(self, cfg: LeanConfig):
+        super().__init__()
+        self.attn_norm = nn.RMSNorm(cfg.hidden_size, eps=cfg.norm_eps)
+        self.attn = Attention(cfg)
+        self.mlp_norm = nn.RMSNorm(cfg.hidden_size, eps=cfg.norm_eps)
+        self.mlp = SwiGLU(cfg)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        rotations: torch.Tensor,
+        mask: torch.Tensor | None,
+        prefix: LayerKV | None = None,
+        suffix: LayerKV | None = None,
+    ) -> tuple[torch.Tensor, LayerKV]:
+        a, kv = self.attn(self.attn_norm(x), rotations, mask, prefix, suffix)
+        x = x + a
+        return x + self.mlp(self.mlp_norm(x)), kv
+
+
+class LeanTransformer(nn.Module):
+    """``tokens[B, L] -> LeanOutput(logits[B, L, V])``, every position attending to every (unpadded) position."""
+
+    def __init__(self, cfg: LeanConfig):
+        super().__init__()
+        self.config = cfg
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.hidden_size)
+        self.layers = nn.ModuleList(Block(cfg) for _ in range(cfg.num_layers))
+        self.norm = nn.RMSNorm(cfg.hidden_size, eps=cfg.norm_eps)
+        self.head = None if cfg.tie_embeddings else nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False)
+        self.rotary = Rotary(cfg.dim, cfg.rope_theta)
+
+    def forward(
+        self,
+        tokens: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        positions: torch.Tensor | None = None,
+        prefix: list[LayerKV] | None = None,
+        suffix: list[LayerKV] | None = None,
+        return_kv: bool = False,
+    ) -> LeanOutput:
+        """Logits of ``tokens``; with ``prefix`` / ``suffix`` (per-layer keys/values of the positions before and
+        after them, e.g. from an earlier ``return_kv=True`` call) only ``tokens`` are computed.
+
+        ``attention_mask[B, P + L + S]`` (1 = attend) covers all keys in that order; padded keys are ignored (every
+        query must keep at least one key).
+        ``positions[B or 1, L]`` (each below P + L + S) default to ``P .. P + L - 1`` (P = prefix length).
+        """
+        start = 0 if prefix is None else prefix[0].keys.shape[2]
+        limit = start + tokens.shape[1] + (0 if suffix is None else suffix[0].keys.shape[2])
+        if positions is None:
+            positions = torch.arange(start, start + tokens.shape[1], device=tokens.device).unsqueeze(0)
+        x = self.embed(tokens)
+        rotations = self.rotary(positions, limit, x.dtype)
+        mask = None
+        if attention_mask is not None:  # additive, built once for all layers
+            hidden = ~attention_mask.bool()[:, None, None, :]
+            mask = torch.zeros(hidden.shape, dtype=x.dtype, device=x.device).masked_fill_(hidden, float("-inf"))
+        kvs = []
+        for i, layer in enumerate(self.layers):
+            before, after = (None if prefix is None else prefix[i]), (None if suffix is None else suffix[i])
+            x, kv = layer(x, rotations, mask, before, after)
+            if return_kv:
+                kvs.append(kv)
+        x = self.norm(x)
+        logits = F.linear(x, self.embed.weight) if self.head is None else self.head(x)
+        return LeanOutput(logits, kvs if return_kv else None)
+
+
+def load_safetensors(model_dir: Path, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+    """All tensors of a ``save_pretrained`` directory (one ``model.safetensors`` or an indexed set of shards)."""
+    from safetensors.torch import load_file
+
+    index = model_dir / "model.safetensors.index.json"
+    if index.is_file():
+        files = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+    else:
+        files = ["model.safetensors"]
+    missing = [f for f in files if not (model_dir / f).is_file()]
+    if missing:
+        raise MissingFileError(f"{model_dir} lacks the safetensors weights {missing[:3]} (only safetensors load)")
+    tensors: dict[str, torch.Tensor] = {}
+    for name in files:
+        tensors.update(load_file(str(model_dir / name), device=str(device)))
+    return tensors
+
+
+def build_lean(cfg: LeanConfig, weights: dict[str, torch.Tensor], device: torch.device | str,
+               dtype: torch.dtype) -> LeanTransformer:
+    """A LeanTransformer holding exactly ``weights`` (lean names), cast to ``dtype`` on ``device``, in eval mode.
+
+    The module is built on the meta device and the tensors are assigned, so a checkpoint is never held twice.
+    """
+    with torch.device("meta"):
+        model = LeanTransformer(cfg)
+    expected = set(model.state_dict())
+    missing, unexpected = sorted(expected - set(weights)), sorted(set(weights) - expected)
+    if missing or unexpected:
+        raise ConfigError(f"checkpoint does not match the model shape: missing {missing[:4]}, unexpected "
+                          f"{unexpected[:4]} ({len(missing)} / {len(unexpected)} in all)")
+    for name, tensor in model.state_dict().items():
+        if weights[name].shape != tensor.shape:
+            raise ConfigError(f"checkpoint tensor {name} has shape {tuple(weights[name].shape)}, the config says "
+                              f"{tuple(tensor.shape)}")
+    model.load_state_dict({k: v.to(device=device, dtype=dtype) for k, v in weights.items()}, assign=True)
+    return model.eval()
