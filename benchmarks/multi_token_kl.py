@@ -20,7 +20,7 @@ from mdsample.api import resolve_device
 from mdsample.core import BlockSchedule, TokenChooser, decode
 from mdsample.core.likelihood import order_log_likelihood
 
-GEN = {"arithmetic": 44, "sudoku": 81}
+GEN = {"arithmetic": 43, "sudoku": 45}
 SETTINGS: list[tuple[str, dict, str]] = [
     ("confidence", {}, "full"),
     ("confidence", {}, "half"),

@@ -32,7 +32,11 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", default=None)
     parser.add_argument("--plot", default=None)
+    parser.add_argument("--replot", default=None, help="only redraw --plot from this JSON report")
     args = parser.parse_args()
+    if args.replot:
+        plot(json.loads(Path(args.replot).read_text()), Path(args.plot))
+        return
     device = resolve_device(args.device)
     domain = plugin_manager.load_domain("text")
     options = domain.Options(task="arithmetic", model=args.model)
@@ -56,22 +60,26 @@ def main() -> None:
     if args.out:
         Path(args.out).write_text(json.dumps(report, indent=2))
     if args.plot:
-        import matplotlib
+        plot(report, Path(args.plot))
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
 
-        fig, ax = plt.subplots(figsize=(6, 4))
-        names = {"score": "answer log-likelihood", "neg_h_ub": "-H_UB (answer entropy bound)",
-                 "reasoning": "fraction of reasoning decoded"}
-        for key, label in names.items():
-            ax.plot(stages, corr[key], "o-", label=label)
-        ax.set(xlabel="decoding progress (step / final NFE)", ylabel="Pearson r with final correctness",
-               title=f"partial-trace rewards, {args.sampler}, accuracy {correct.mean():.3f}")
-        ax.axhline(0, color="grey", lw=0.5)
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(args.plot, dpi=120)
+def plot(report: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    names = {"score": "answer log-likelihood", "neg_h_ub": "-H_UB (answer entropy bound)",
+             "reasoning": "fraction of reasoning decoded"}
+    for key, label in names.items():
+        ax.plot(report["stages"], report["pearson"][key], "o-", label=label)
+    ax.set(xlabel="decoding progress (step / final NFE)", ylabel="Pearson r with final correctness",
+           title=f"partial-trace rewards, {report['sampler']}, accuracy {report['accuracy']:.3f}")
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
 
 
 if __name__ == "__main__":
