@@ -3,14 +3,22 @@
 resolve config -> load domain -> denoiser -> per batch: initial_state -> core.decode -> domain.decode ->
 domain.save -> (after the last batch) metrics -> metrics.json + a table. config.yaml is written before sampling
 starts and the samples after every batch, so an interrupted run keeps its finished work.
+
+Every batch draws from its own random stream, seeded from (seed, batch index) by ``batch_seed``, so a batch's
+samples do not depend on which batches ran before it in the same process. That is what lets ``execute`` shard a
+run's whole batches across processes (``Shard``: rank r takes batches r, r + world, ...) and reproduce the
+one-process output exactly once rank 0 has gathered them; metrics are computed once, on rank 0.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 import math
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +31,7 @@ from rich.table import Table
 from mdsample import plugin_manager
 from mdsample.config import options_of, resolve_config, save_config
 from mdsample.core import BlockSchedule, MaskedState, TokenChooser, decode
-from mdsample.core.callbacks import RichProgress, TraceRecorder
+from mdsample.core.callbacks import Callback, RichProgress, TraceRecorder
 from mdsample.core.infill import EarlyExit
 from mdsample.domain import Domain, Initial
 from mdsample.errors import ConfigError
@@ -39,6 +47,43 @@ class RunResult:
     nfe: torch.Tensor
     tokens: torch.Tensor
     config: DictConfig
+
+
+@dataclass(frozen=True)
+class Shard:
+    """This process's share of a run: batches ``rank, rank + world, ...`` of it. The default is the whole run.
+
+    ``gather`` collects every rank's payload on rank 0 (a list ordered by rank) and returns None elsewhere;
+    mdsample.study.distributed supplies one over torch.distributed.
+    """
+
+    rank: int = 0
+    world: int = 1
+
+    def gather(self, payload: Any) -> list[Any] | None:
+        return [payload]
+
+
+@dataclass
+class _Batch:
+    """One decoded batch of a run, on the CPU so that it can travel between processes: its objects and its final
+    canvas (the rest of its Initial is rebuilt where needed, since it may hold a model)."""
+
+    index: int
+    objects: list[Any]
+    state: MaskedState
+    tokens: torch.Tensor
+    nfe: torch.Tensor
+
+
+# Odd 64-bit constant (2^64 / golden ratio): consecutive batches get well-spread seeds, and batch 0 gets the seed.
+_SEED_STRIDE = 0x9E3779B97F4A7C15
+
+
+def batch_seed(seed: int, index: int) -> int:
+    """The seed of batch ``index``'s random stream: ``seed`` for the first batch (one-batch runs keep their
+    historical output), then strides of ``_SEED_STRIDE`` modulo 2^64."""
+    return (seed + index * _SEED_STRIDE) % 2**64
 
 
 def available_domains() -> list[str]:
@@ -92,22 +137,67 @@ def _run_dir(cfg: DictConfig) -> Path:
     return path
 
 
+def _join(parts: list[Any], rows: list[int]) -> Any:
+    """The values one field takes in consecutive batches of ``rows`` rows, joined: canvases, tensors and lists with
+    one entry per row are concatenated, dicts joined key by key; anything else is shared and taken from the first."""
+    first = parts[0]
+    if isinstance(first, MaskedState):
+        state = MaskedState(torch.cat([s.tokens for s in parts]), first.mask_id, first.gen_start,
+                            torch.cat([s.frozen for s in parts]))
+        for attr in ("nfe", "wall_s", "commit_step", "finished", "exited"):
+            setattr(state, attr, torch.cat([getattr(s, attr) for s in parts]))
+        return state
+    if isinstance(first, dict):
+        return {key: _join([p[key] for p in parts], rows) for key in first}
+    per_row = all(len(p) == r for p, r in zip(parts, rows, strict=True)) if all(
+        (torch.is_tensor(p) and p.dim() > 0) or isinstance(p, list) for p in parts) else False
+    if per_row:
+        return torch.cat(parts) if torch.is_tensor(first) else [x for p in parts for x in p]
+    return first
+
+
 def _concat(initials: list[Initial]) -> Initial:
-    """One Initial for all batches so far, so domain.save/metrics see every object with its request."""
+    """One Initial for all batches so far, so domain.save/metrics see every object with its request.
+
+    It keeps the class the domain returned (e.g. with its vocabulary), joining every field with ``_join``.
+    """
     if len(initials) == 1:
         return initials[0]
-    states = [i.state for i in initials]
-    first = states[0]
-    state = MaskedState(torch.cat([s.tokens for s in states]), first.mask_id, first.gen_start,
-                        torch.cat([s.frozen for s in states]))
-    for attr in ("nfe", "wall_s", "commit_step", "finished", "exited"):
-        setattr(state, attr, torch.cat([getattr(s, attr) for s in states]))
-    conditioning = {}
-    for key, value in initials[0].conditioning.items():
-        batched = torch.is_tensor(value) and value.shape[:1] == (first.batch,)
-        conditioning[key] = torch.cat([i.conditioning[key] for i in initials]) if batched else value
-    answer = None if initials[0].answer is None else torch.cat([i.answer for i in initials])
-    return Initial(state, conditioning, [r for i in initials for r in i.requests], answer)
+    rows = [i.state.batch for i in initials]
+    joined = copy.copy(initials[0])
+    for f in dataclasses.fields(joined):
+        setattr(joined, f.name, _join([getattr(i, f.name) for i in initials], rows))
+    return joined
+
+
+def _cpu(value: Any) -> Any:
+    """``value`` with every tensor (also inside a MaskedState or a dict) moved to the CPU; other values as they are."""
+    if torch.is_tensor(value):
+        return value.cpu()
+    if isinstance(value, dict):
+        return {k: _cpu(v) for k, v in value.items()}
+    if isinstance(value, MaskedState):
+        moved = copy.copy(value)
+        for f in dataclasses.fields(value):
+            setattr(moved, f.name, _cpu(getattr(value, f.name)))
+        return moved
+    return value
+
+
+def _decoded_initial(initial: Initial, state: MaskedState) -> Initial:
+    """``initial`` on the CPU, with its canvas replaced by the decoded ``state``."""
+    moved = copy.copy(initial)
+    for f in dataclasses.fields(initial):
+        setattr(moved, f.name, state if f.name == "state" else _cpu(getattr(initial, f.name)))
+    return moved
+
+
+def _initial_state(domain: Domain, denoiser: Any, options: Any, cfg: DictConfig, index: int,
+                   device: torch.device) -> Initial:
+    """Batch ``index``'s canvases, drawn under its own seed so that any process draws the same ones."""
+    torch.manual_seed(batch_seed(cfg.seed, index))  # for domains that draw requests at random
+    size = min(cfg.batch_size, cfg.n - index * cfg.batch_size)
+    return domain.initial_state(denoiser, options, size, device, offset=index * cfg.batch_size)
 
 
 def _json_value(value: Any) -> Any:
@@ -164,6 +254,26 @@ def print_metrics(metrics: dict[str, Any], run_dir: Path, console: Console | Non
 
 def run(cfg: DictConfig, console: Console | None = None) -> RunResult:
     """Run one resolved config end to end (see the module docstring); returns what it produced."""
+    result = execute(cfg, console=console)
+    assert result is not None  # a single process is rank 0 and holds every batch
+    return result
+
+
+def execute(
+    cfg: DictConfig,
+    *,
+    shard: Shard | None = None,
+    console: Console | None = None,
+    callbacks: Sequence[Callback] = (),
+) -> RunResult | None:
+    """``run`` for one process of a sharded run: this process decodes batches ``rank, rank + world, ...``.
+
+    Rank 0 gathers every batch, writes the run directory and computes the metrics once; it returns the RunResult
+    (identical to a one-process run of ``cfg``), the other ranks return None. ``callbacks`` are added to every
+    batch's decode() (e.g. a study's progress bar).
+    """
+    shard = shard or Shard()
+    lead = shard.rank == 0
     domain = plugin_manager.load_domain(cfg.domain.name)
     rule_cls = plugin_manager.get_rule(cfg.sampler.name)
     options = domain.Options(**options_of(cfg.domain))
@@ -171,49 +281,63 @@ def run(cfg: DictConfig, console: Console | None = None) -> RunResult:
     schedule = BlockSchedule(cfg.decode.steps, cfg.decode.block_length)
     chooser = TokenChooser(cfg.decode.temperature, cfg.decode.top_k, cfg.decode.top_p)
     device = resolve_device(cfg.device)
-    torch.manual_seed(cfg.seed)  # for domains that draw weights or requests at random
+    torch.manual_seed(cfg.seed)  # for domains that draw weights at random
     denoiser = domain.load_denoiser(options, device)  # before the run directory: a bad model leaves no debris
 
     run_dir = _run_dir(cfg)
-    run_dir.mkdir(parents=True, exist_ok=True)
     cfg = cfg.copy()
     cfg.out, cfg.device = str(run_dir), str(device)
-    save_config(cfg, run_dir / "config.yaml")
+    if lead:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, run_dir / "config.yaml")
 
-    generator = torch.Generator(device=device).manual_seed(cfg.seed)
     batches = math.ceil(cfg.n / cfg.batch_size)
-    initials, objects, tokens, nfe, trace, wall = [], [], [], [], None, 0.0
+    done: list[_Batch] = []
+    own: dict[int, Initial] = {}
+    wall = 0.0
     try:
-        for b in range(batches):
-            size = min(cfg.batch_size, cfg.n - b * cfg.batch_size)
-            initial = domain.initial_state(denoiser, options, size, device, offset=b * cfg.batch_size)
-            callbacks = [RichProgress(f"batch {b + 1}/{batches}")] if cfg.progress else []
-            if cfg.trace and trace is None:
-                trace = TraceRecorder()
-                callbacks.append(trace)
+        for b in range(shard.rank, batches, shard.world):
+            initial = _initial_state(domain, denoiser, options, cfg, b, device)
+            trace = TraceRecorder() if cfg.trace and b == 0 else None
+            observers = [RichProgress(f"batch {b + 1}/{batches}")] if cfg.progress else []
+            observers += [*([trace] if trace else []), *callbacks]
             early_exit = _early_exit(cfg, domain, initial)
+            generator = torch.Generator(device=device).manual_seed(batch_seed(cfg.seed, b))
             start = time.perf_counter()
             result = decode(denoiser, initial.state, rule, schedule=schedule, chooser=chooser,
                             conditioning=initial.conditioning, generator=generator,
                             stats_dtype=getattr(torch, cfg.decode.stats_dtype), confidence=cfg.decode.confidence,
-                            callbacks=callbacks, early_exit=early_exit)
+                            callbacks=observers, early_exit=early_exit, cache=cfg.decode.cache,
+                            cache_refresh=cfg.decode.cache_refresh, capture=cfg.decode.capture)
             wall += time.perf_counter() - start
-            objects += domain.decode(result.tokens, initial)
-            initials.append(initial)
-            tokens.append(result.tokens.cpu())
-            nfe.append(result.nfe.cpu())
-            domain.save(objects, run_dir, _concat(initials))
-            if trace is not None and b == 0:
+            done.append(_Batch(b, domain.decode(result.tokens, initial), _cpu(result.state), result.tokens.cpu(),
+                               result.nfe.cpu()))
+            own[b] = initial
+            if shard.world == 1:
+                decoded = [_decoded_initial(own[d.index], d.state) for d in done]
+                domain.save([o for d in done for o in d.objects], run_dir, _concat(decoded))
+            if trace is not None:
                 frames = torch.stack(trace.frames) if trace.frames else torch.empty(0)
                 torch.save({"frames": frames, "commit_step": result.commit_step[: trace.rows].cpu()},
                            run_dir / "trace.pt")
     except KeyboardInterrupt:
-        print(f"interrupted: {len(objects)} finished samples kept in {run_dir}", file=sys.stderr)
+        kept = f": {sum(len(d.objects) for d in done)} finished samples kept in {run_dir}" if shard.world == 1 else ""
+        print(f"interrupted{kept}", file=sys.stderr)
         raise
 
-    everything = _concat(initials)
-    nfe_all = torch.cat(nfe)
+    parts = shard.gather((done, wall))
+    if parts is None:
+        return None
+    done = sorted((d for part, _ in parts for d in part), key=lambda d: d.index)
+    wall = sum(w for _, w in parts)
+    objects = [o for d in done for o in d.objects]
+    initials = [own[d.index] if d.index in own else _initial_state(domain, denoiser, options, cfg, d.index, device)
+                for d in done]
+    everything = _concat([_decoded_initial(i, d.state) for i, d in zip(initials, done, strict=True)])
+    if shard.world > 1:
+        domain.save(objects, run_dir, everything)
+    nfe_all = torch.cat([d.nfe for d in done])
     metrics = run_metrics(cfg, domain, objects, options, everything, nfe_all, wall)
     (run_dir / "metrics.json").write_text(json.dumps({k: _json_value(v) for k, v in metrics.items()}, indent=2) + "\n")
     print_metrics(metrics, run_dir, console)
-    return RunResult(objects, metrics, run_dir, nfe_all, torch.cat(tokens), cfg)
+    return RunResult(objects, metrics, run_dir, nfe_all, torch.cat([d.tokens for d in done]), cfg)

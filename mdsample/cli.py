@@ -22,6 +22,8 @@ from mdsample.errors import MdsampleError, UnknownChoiceError
 BUILTIN_COMMANDS = {
     "list": "show the registered domains, samplers, commands and plugins (and plugins that failed to load)",
     "train": "train a domain's house denoiser with the MDLM objective (train.KEY=VALUE overrides)",
+    "study": "run a study (domains x tasks x samplers x grids x seeds), resumable, shardable with torchrun",
+    "report": "table, Markdown report and Pareto plots (quality vs NFE / seconds) of a study's results",
 }
 
 
@@ -161,6 +163,12 @@ def _subcommand(word: str) -> tuple[Configure, Run, str]:
         return (lambda parser: None), run_list, BUILTIN_COMMANDS["list"]
     if word == "train":
         return configure_train, run_train, BUILTIN_COMMANDS["train"]
+    if word in ("study", "report"):
+        from mdsample.study import command
+
+        if word == "study":
+            return command.configure_study, command.run_study_command, BUILTIN_COMMANDS["study"]
+        return command.configure_report, command.run_report_command, BUILTIN_COMMANDS["report"]
     registered = plugin_manager.commands()
     if word not in registered:
         raise UnknownChoiceError("command", word, [*BUILTIN_COMMANDS, *registered])

@@ -24,6 +24,8 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from mdsample import plugin_manager
+from mdsample.core.cache import CACHE_MODES
+from mdsample.core.capture import CAPTURE_MODES
 from mdsample.core.stats import CONFIDENCES
 from mdsample.errors import ConfigError, MissingFileError, PluginError, UnknownChoiceError
 
@@ -45,6 +47,9 @@ class DecodeConfig:
     stats_dtype: str = "float32"
     confidence: str = "drawn"
     early_exit: float | None = None
+    cache: str = "none"
+    cache_refresh: int = 0
+    capture: str = "auto"
 
 
 @dataclass
@@ -231,6 +236,15 @@ def _validate(cfg: DictConfig) -> None:
         raise UnknownChoiceError("decode.stats_dtype", cfg.decode.stats_dtype, STATS_DTYPES)
     if cfg.decode.confidence not in CONFIDENCES:
         raise UnknownChoiceError("decode.confidence", cfg.decode.confidence, CONFIDENCES)
+    if cfg.decode.cache not in CACHE_MODES:
+        raise UnknownChoiceError("decode.cache", cfg.decode.cache, CACHE_MODES)
+    # YAML 1.1 reads a bare on / off as a boolean, which the str field then holds as "True" / "False"
+    cfg.decode.capture = {"True": "on", "False": "off"}.get(cfg.decode.capture, cfg.decode.capture)
+    if cfg.decode.capture not in CAPTURE_MODES:
+        raise UnknownChoiceError("decode.capture", cfg.decode.capture, CAPTURE_MODES)
+    if cfg.decode.cache_refresh < 0:
+        raise ConfigError(f"decode.cache_refresh must be >= 0 (0: only at block boundaries), "
+                          f"got {cfg.decode.cache_refresh}")
     for key in ("n", "batch_size"):
         if cfg[key] < 1:
             raise ConfigError(f"{key} must be >= 1, got {cfg[key]}")

@@ -4,14 +4,17 @@ A denoiser maps a batch of partially masked canvases to per-position logits over
 transformers / diffusers / house models into it. Conditioning (class labels, attention masks, guidance inputs)
 travels as keyword tensors whose first dimension is the batch, so that decode() can drop finished rows from every
 call without knowing what the tensors mean. A KV cache, when a denoiser offers one, is driven by the loop through
-the optional methods of ``CachingDenoiser``; rules never see it.
+the methods of ``CachingDenoiser``; rules never see it.
 """
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import torch
+
+if TYPE_CHECKING:
+    from mdsample.core.cache import KVCache
 
 
 @runtime_checkable
@@ -26,15 +29,40 @@ class Denoiser(Protocol):
 
 @runtime_checkable
 class CachingDenoiser(Denoiser, Protocol):
-    """A denoiser that can reuse attention keys/values across steps (prefix or dual cache).
+    """A denoiser that can reuse attention keys/values across steps (prefix or dual cache, core/cache.py).
 
-    ``begin_block(tokens, block_start, block_end, **conditioning)`` is called by the loop when the active block
-    changes (so the cache can be refreshed); ``__call__`` may then compute only what the cache does not hold.
+    The loop owns the schedule of the cache (when to refresh, which positions to compute); the denoiser owns its
+    layout. Rows of a ``KVCache`` live on dim 0; the loop keeps the open rows first (``KVCache.keep``).
+
+    * ``new_cache(capacity, length, device)``: empty storage for ``capacity`` rows of ``length``-position canvases,
+      plus the spare position slot ``length`` (where keys/values that must not be kept are written);
+    * ``prefill(tokens[b, L], cache, rows[b], **conditioning) -> logits[b, L, V]``: exactly ``__call__``'s logits,
+      and every position's keys/values stored in cache rows ``rows``;
+    * ``cached(tokens[b, Q], columns[b, Q], slots[b, Q], cache, outputs, **conditioning) -> logits[b, outputs, V]``:
+      the query tokens stand at canvas ``columns`` of cache rows ``0..b-1``; at every layer each query's fresh
+      keys/values are first written to position slot ``slots`` (``length``: not kept), then every query attends to
+      the cache's positions ``0..length-1``. Logits only for the first ``outputs`` queries. Conditioning tensors
+      cover the whole canvas (e.g. ``attention_mask[b, L]`` hides padded keys).
+
+    A denoiser whose calls hold no host synchronisation and no shape-dependent Python branching may set
+    ``capturable = True`` so that ``decode.capture=auto`` replays its calls as CUDA graphs (core/capture.py).
     """
 
-    def begin_block(
-        self, tokens: torch.Tensor, block_start: int, block_end: int, **conditioning: torch.Tensor
-    ) -> None: ...
+    def new_cache(self, capacity: int, length: int, device: torch.device) -> KVCache: ...
+
+    def prefill(
+        self, tokens: torch.Tensor, cache: KVCache, rows: torch.Tensor, **conditioning: torch.Tensor
+    ) -> torch.Tensor: ...
+
+    def cached(
+        self,
+        tokens: torch.Tensor,
+        columns: torch.Tensor,
+        slots: torch.Tensor,
+        cache: KVCache,
+        outputs: int,
+        **conditioning: torch.Tensor,
+    ) -> torch.Tensor: ...
 
 
 class ModuleDenoiser:

@@ -1,11 +1,15 @@
 """decode(): the one iteration manager every rule and domain goes through.
 
 Per step, for the rows that are not finished (finished rows are dropped from the denoiser call and cost nothing):
-1. call the denoiser once on the canvases (conditioning tensors follow the row selection);
-2. gather the logits of each row's window: its active block (the first block that still holds a masked
-   position), plus the next block for rules with history;
-3. forbid the mask token as a candidate (committing it would undo progress), choose candidate tokens
-   (TokenChooser) and wrap the statistics (StepStats, computed lazily, in ``stats_dtype``);
+1. find the open rows with the step's one host sync, and each row's window: its active block (the first block that
+   still holds a masked position), plus the next block for rules with history;
+2. get the window's logits (and the answer slots' for early exit) from the denoiser (core/cache.py): a full forward,
+   or under a KV cache only the window against the stored keys/values, refreshed at each row's block boundaries;
+   conditioning tensors follow the row selection;
+3. in the same (possibly captured, core/capture.py) call, forbid the mask token as a candidate (committing it would
+   undo progress), choose candidate tokens (TokenChooser; one that draws runs after the call, on the caller's
+   generator) and compute the probabilities and confidences; other statistics follow lazily (StepStats, in
+   ``stats_dtype``);
 4. for rules with history, update the per-position KL history and keep log(p + eps) for the next step, only for
    the window (ALGORITHMS.md, "Cost"), shifting it when a row's block advances;
 5. ask the rule which positions to commit, write their tokens, record the step and the NFE;
@@ -21,7 +25,9 @@ from dataclasses import dataclass
 
 import torch
 
+from mdsample.core.cache import Statistics, StepForward
 from mdsample.core.callbacks import Callback
+from mdsample.core.capture import StepRunner
 from mdsample.core.denoiser import Denoiser
 from mdsample.core.infill import EarlyExit
 from mdsample.core.rules.base import Rule, StepContext, ensure_progress
@@ -34,7 +40,8 @@ from mdsample.errors import ConfigError
 
 @dataclass
 class DecodeResult:
-    """The finished canvases and what they cost: NFE and wall-clock seconds per row, commit step per position."""
+    """The finished canvases and what they cost: NFE and wall-clock seconds per row, commit step per position, and
+    how many CUDA graphs the captured step made (0: it ran eagerly)."""
 
     tokens: torch.Tensor
     nfe: torch.Tensor
@@ -42,6 +49,7 @@ class DecodeResult:
     commit_step: torch.Tensor
     steps: int
     state: MaskedState
+    graphs: int = 0
 
 
 class _Progress:
@@ -118,6 +126,54 @@ def _subset(conditioning: dict[str, torch.Tensor], rows: torch.Tensor, batch: in
     return {k: v[rows] if torch.is_tensor(v) and v.shape[:1] == (batch,) else v for k, v in conditioning.items()}
 
 
+def _statistics(mask_id: int, chooser: TokenChooser, dtype: torch.dtype, confidence: str) -> Statistics:
+    """The statistics computed inside each (possibly captured) denoiser call: p, and x0 / conf unless x0 is drawn.
+
+    A drawing chooser takes the caller's generator, which stays outside the captured step, so it runs afterwards.
+    """
+    deterministic = getattr(chooser, "temperature", None) == 0
+
+    def stats(window: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        if mask_id < window.shape[-1]:
+            window[..., mask_id] = float("-inf")
+        x0 = chooser(window) if deterministic else None
+        computed = StepStats(window, x0, dtype, confidence)
+        return computed.probs, x0, None if x0 is None else computed.conf
+
+    return stats
+
+
+def _prefilled(stats: StepStats, **values: torch.Tensor | None) -> StepStats:
+    """``stats`` with statistics computed in the step call filled in: a cached_property keeps its value in the
+    instance dict, so the rule reads these instead of computing them again."""
+    vars(stats).update({k: v for k, v in values.items() if v is not None})
+    return stats
+
+
+def _exit_early(
+    early_exit: EarlyExit,
+    local: EarlyExit,
+    answers: torch.Tensor,
+    updated: torch.Tensor,
+    rows: torch.Tensor,
+    mask_id: int,
+    chooser: TokenChooser,
+    generator: torch.Generator | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """EarlyExit.apply on the answer slots' logits ``answers[n, A, V]`` alone (a cached step computes no others).
+
+    It runs on a compact canvas: the answer slots, then one sentinel column that holds the mask token exactly when
+    the row has masked positions elsewhere, which is all apply needs to tell an exited row from a finished one.
+    ``local`` is an EarlyExit whose answer slots are that canvas's first A columns.
+    """
+    cols = early_exit.answer[rows]
+    elsewhere = (updated == mask_id).scatter(1, cols, False).any(dim=1, keepdim=True)
+    sentinel = torch.where(elsewhere, mask_id, mask_id + 1)
+    compact = torch.cat([updated.gather(1, cols), sentinel], dim=1)
+    exits, filled = local.apply(answers, compact, rows, mask_id, chooser, generator)
+    return exits, updated.scatter(1, cols, filled[:, :-1])
+
+
 @torch.no_grad()
 def decode(
     denoiser: Denoiser,
@@ -132,12 +188,18 @@ def decode(
     confidence: str = "drawn",
     callbacks: Sequence[Callback] = (),
     early_exit: EarlyExit | None = None,
+    cache: str = "none",
+    cache_refresh: int = 0,
+    capture: str = "auto",
 ) -> DecodeResult:
     """Fill every masked position of ``state`` (in place) with ``rule`` choosing positions and ``chooser`` tokens.
 
     ``confidence`` says what the confidence statistic scores (stats.CONFIDENCES): the drawn token, as the
     reference loops do, or the distribution's mode. ``early_exit`` stops a row once its answer slots are settled;
-    such a row is finished with its unneeded reasoning slots still masked (``state.exited``).
+    such a row is finished with its unneeded reasoning slots still masked (``state.exited``). ``cache`` (none, prefix,
+    dual) reuses attention keys/values of a CachingDenoiser, refreshed at each row's block boundaries and every
+    ``cache_refresh`` steps (0: only there); see core/cache.py. ``capture`` (auto, on, off) runs each step's
+    denoiser call and statistics as a CUDA graph; see core/capture.py.
     """
     if confidence not in CONFIDENCES:
         raise ConfigError(f"decode.confidence={confidence!r} is unknown; choose one of: {', '.join(CONFIDENCES)}")
@@ -149,6 +211,15 @@ def decode(
     window = blocks.length * (2 if rule.history and blocks.count > 1 else 1)
     offsets = torch.arange(window, device=device)
     history: _History | None = None
+    runner = StepRunner(capture, device, getattr(denoiser, "capturable", False))
+    forward = StepForward(
+        denoiser, state, mode=cache, refresh=cache_refresh, window=window, block_length=blocks.length,
+        answer=None if early_exit is None else early_exit.answer, runner=runner,
+        stats=_statistics(state.mask_id, chooser, stats_dtype, confidence),
+    )
+    if early_exit is not None:
+        slots = early_exit.answer.shape[1]
+        local_exit = EarlyExit(early_exit.gamma, torch.arange(slots, device=device).expand(state.batch, slots))
     for cb in callbacks:
         cb.on_start(state)
 
@@ -157,7 +228,9 @@ def decode(
     prev_rows = torch.zeros(0, dtype=torch.long)
     while True:
         state.finished = ~state.masked[:, state.gen_start :].any(dim=1) | state.exited
-        open_rows = (~state.finished).cpu().nonzero().squeeze(1)
+        due = forward.due(progress.block)
+        host = torch.stack([(~state.finished).long(), due.long(), progress.block]).cpu()  # the step's one sync
+        open_rows = host[0].nonzero().squeeze(1)
         now = time.perf_counter()
         state.wall_s[prev_rows] += now - last
         last = now
@@ -166,24 +239,23 @@ def decode(
         rows = open_rows.to(device, non_blocking=True)
         full = rows.numel() == state.batch
         tokens = state.tokens if full else state.tokens[rows]
-        logits = denoiser(tokens, **_subset(conditioning, rows, state.batch, full))
-        state.nfe[rows] += 1
 
         rel = progress.block[rows].unsqueeze(1) * blocks.length + offsets
         valid = rel < state.gen_length
         idx = state.gen_start + rel.clamp_max(state.gen_length - 1)
-        win_logits = logits[torch.arange(idx.shape[0], device=device).unsqueeze(1), idx]
-        if state.mask_id < win_logits.shape[-1]:
-            win_logits[..., state.mask_id] = float("-inf")
+        out = forward(tokens, _subset(conditioning, rows, state.batch, full), rows=rows, open_rows=open_rows,
+                      idx=idx, valid=valid, due=due, due_host=host[1][open_rows].bool(),
+                      first_block=int(host[2][open_rows].min()))
+        state.nfe[rows] += 1
         win_tokens = tokens.gather(1, idx)
         active = (win_tokens == state.mask_id) & valid & (offsets < blocks.length)
 
-        x0 = chooser(win_logits, generator)
-        stats = StepStats(win_logits, x0, stats_dtype, confidence)
+        x0 = chooser(out.window, generator) if out.x0 is None else out.x0
+        stats = _prefilled(StepStats(out.window, x0, stats_dtype, confidence), probs=out.probs, conf=out.conf)
         kl_history = None
         if rule.history:
             if history is None:
-                history = _History(state.batch, window, logits.shape[-1], rule.history, device, stats_dtype)
+                history = _History(state.batch, window, out.window.shape[-1], rule.history, device, stats_dtype)
             kl_history = history.update(rows, stats)
         remaining = active.sum(dim=1)
         k = tokens_this_step(rule.schedule, progress.n0[rows], remaining, progress.step[rows], blocks.steps)
@@ -195,7 +267,8 @@ def decode(
         new = torch.where(commit, x0[:, : blocks.length], win_tokens[:, : blocks.length])
         updated = tokens.scatter(1, head, new)
         if early_exit is not None:
-            exits, updated = early_exit.apply(logits, updated, rows, state.mask_id, chooser, generator)
+            exits, updated = _exit_early(early_exit, local_exit, out.answers, updated, rows, state.mask_id, chooser,
+                                         generator)
             state.exited[rows] |= exits
         committed_rows = (tokens == state.mask_id) & (updated != state.mask_id)
         state.tokens[rows] = updated
@@ -214,4 +287,4 @@ def decode(
 
     for cb in callbacks:
         cb.on_end(state)
-    return DecodeResult(state.tokens, state.nfe, state.wall_s, state.commit_step, step, state)
+    return DecodeResult(state.tokens, state.nfe, state.wall_s, state.commit_step, step, state, runner.captured)

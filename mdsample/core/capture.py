@@ -1,0 +1,103 @@
+"""A captured step: the denoiser call and the per-step statistics replayed as one CUDA graph.
+
+Why: at batch 1 a step of a large model costs a few milliseconds of GPU time, but its denoiser call alone launches
+hundreds of kernels (a dozen per layer) and the statistics a dozen more; launched one by one from Python after the
+loop's per-step sync, they leave the GPU waiting. A CUDA graph replays all of them with one launch.
+
+Graphs need static shapes and static memory, so under capture:
+
+* batch sizes are padded up to power-of-two buckets (capped at the decode's batch): rows that finish shrink the
+  batch, and each bucket gets its own graph, at most log2(B) + 2 per call kind, instead of one per batch size;
+  the padding rows are copies of the first row and their outputs are dropped;
+* every input is copied into the graph's own buffers before a replay, and the outputs are the graph's buffers, valid
+  until its next replay (the loop consumes them within the step);
+* a KV cache keeps its storage for the whole decode (``KVCache.keep`` compacts in place), and a capturable
+  denoiser must not reallocate anything its calls read (a table grown on demand) once a call has been captured.
+
+Modes (``decode.capture``): ``off`` runs eagerly on exact shapes; ``on`` runs the static-shape step and captures
+it where CUDA graphs exist, falling back to running the same static step eagerly where they do not (CPU) or where
+capture fails (a warning says why); ``auto`` is ``on`` for a denoiser that declares ``capturable = True`` on a
+CUDA device, else ``off``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from mdsample.errors import ConfigError
+
+CAPTURE_MODES = ("auto", "on", "off")
+
+
+def bucket(n: int, cap: int) -> int:
+    """The smallest power of two >= ``n``, at most ``cap``."""
+    return min(1 << max(n - 1, 0).bit_length(), cap)
+
+
+@dataclass
+class _Graph:
+    graph: torch.cuda.CUDAGraph
+    inputs: dict[str, torch.Tensor]
+    outputs: tuple
+
+
+class StepRunner:
+    """Runs a step function ``fn(**inputs) -> tuple of tensors (or None)`` on static shapes when capturing.
+
+    ``static``: pad batches to buckets (``batch``); ``graphs``: capture one CUDA graph per call name and input
+    shapes, then replay it. ``captured`` counts the graphs made.
+    """
+
+    def __init__(self, mode: str, device: torch.device, capturable: bool = False):
+        if mode not in CAPTURE_MODES:
+            raise ConfigError(f"decode.capture={mode!r} is unknown; choose one of: {', '.join(CAPTURE_MODES)}")
+        cuda = device.type == "cuda"
+        self.static = mode == "on" or (mode == "auto" and cuda and capturable)
+        self.graphs = self.static and cuda
+        self.captured = 0
+        self._entries: dict[tuple, _Graph] = {}
+
+    def batch(self, n: int, cap: int) -> int:
+        """The batch size a call for ``n`` rows runs at (a bucket when static, else ``n``)."""
+        return bucket(n, cap) if self.static else n
+
+    def __call__(self, name: str, fn: Callable[..., tuple], inputs: dict[str, torch.Tensor]) -> tuple:
+        if not self.graphs:
+            return fn(**inputs)
+        key = (name, *((k, tuple(v.shape), v.dtype) for k, v in inputs.items()))
+        entry = self._entries.get(key)
+        if entry is None:
+            try:
+                entry = self._capture(fn, inputs)
+            except RuntimeError as exc:  # e.g. an operation a graph cannot hold: run eagerly from now on
+                warnings.warn(f"CUDA graph capture failed, decoding eagerly: {exc}", RuntimeWarning, stacklevel=2)
+                self.graphs = False
+                return fn(**inputs)
+            self._entries[key] = entry
+        for k, v in inputs.items():
+            entry.inputs[k].copy_(v)
+        entry.graph.replay()
+        return entry.outputs
+
+    def _capture(self, fn: Callable[..., tuple], inputs: dict[str, torch.Tensor]) -> _Graph:
+        """Warm ``fn`` up on a side stream (lazy initialisation must not be captured), then capture it.
+
+        The step functions are idempotent on their inputs (a cache write stores the same values again), so the
+        warm-up run and the replays may repeat them. Each graph keeps its own memory pool: a mixed step replays two
+        graphs and reads both outputs, which a shared pool could place in the same memory.
+        """
+        static = {k: v.clone() for k, v in inputs.items()}
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            fn(**static)
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            outputs = fn(**static)
+        self.captured += 1
+        return _Graph(graph, static, outputs)
