@@ -90,7 +90,7 @@ def _load_entry_points(state: _State) -> None:
             continue
         try:
             state.pm.register(ep.load(), name=ep.name)
-        except Exception as exc:  # a broken plugin is reported, never fatal
+        except (Exception, SystemExit) as exc:  # a broken plugin (even one calling sys.exit) is reported
             state.problems.append(LoadProblem(ep.name, f"failed to load {ep.value}: {_one_line(exc)}"))
 
 
@@ -152,7 +152,7 @@ def _registry(state: _State, hook: str) -> dict[str, tuple[Any, str]]:
 
         try:
             impl.function(**{arg: register for arg in impl.argnames})
-        except Exception as exc:  # a raising hook is reported, never fatal
+        except (Exception, SystemExit) as exc:  # a raising (or exiting) hook is reported, never fatal
             found_problems.append(LoadProblem(impl.plugin_name, f"{hook} raised {_one_line(exc)}"))
             continue
         for name, obj in found:

@@ -163,3 +163,24 @@ def test_a_metric_raising_during_a_run_is_null_and_named_in_a_warning(cli, tmp_p
     assert "warning: metric 'explodes' of plugin 'fragile' failed: division by zero" in res.err
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["explodes"] is None and metrics["length"] == 8.0
+
+
+
+def test_a_hook_calling_sys_exit_is_reported_not_fatal():
+    import sys
+    import types
+
+    from mdsample import plugin_manager
+    from mdsample.hookspecs import hookimpl
+
+    def register_domains(register):
+        sys.exit(3)
+
+    module = types.SimpleNamespace(register_domains=hookimpl(register_domains))
+    plugin_manager.reset()
+    try:
+        plugin_manager.register_plugin(module, "exiting")
+        assert "molecule" in plugin_manager.domains()
+        assert any(p.plugin == "exiting" for p in plugin_manager.problems())
+    finally:
+        plugin_manager.reset()

@@ -27,9 +27,15 @@ RULES = sorted(plugin_manager.samplers())
 plugin_manager.reset()  # collection loaded the entry points; each test starts from a clean plugin manager
 
 
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("mdsample-data")
+
+
 @pytest.fixture
-def entry_points():
-    """The plugins exactly as installed (entry points), fresh for the test."""
+def entry_points(data_dir, monkeypatch):
+    """The plugins exactly as installed (entry points), fresh for the test; domain data caches go to a tmp dir."""
+    monkeypatch.setenv("MDSAMPLE_DATA", str(data_dir))
     plugin_manager.reset()
     yield
     plugin_manager.reset()
