@@ -110,6 +110,16 @@ def infill_canvas(
     return InfillCanvas(state, answer_pos.to(device), reasoning_pos.to(device), attention.to(device))
 
 
+def answer_slot_logits(logits: torch.Tensor, answer: torch.Tensor, mask_id: int) -> torch.Tensor:
+    """float32 logits ``[R, A, V]`` of the answer slots ``answer[R, A]``, the mask token excluded (never a candidate,
+    as in the decode loop): the one view every answer-slot statistic here is computed from."""
+    rows = torch.arange(answer.shape[0], device=answer.device).unsqueeze(1)
+    slot_logits = logits[rows, answer].float()
+    if mask_id < slot_logits.shape[-1]:
+        slot_logits[..., mask_id] = float("-inf")
+    return slot_logits
+
+
 def answer_entropy_bound(
     logits: torch.Tensor, tokens: torch.Tensor, answer: torch.Tensor, mask_id: int
 ) -> torch.Tensor:
@@ -118,11 +128,7 @@ def answer_entropy_bound(
     ``logits[R, L, V]`` and ``tokens[R, L]`` are this step's rows, ``answer[R, A]`` their answer positions. The mask
     token is never a candidate, so it is left out of the distributions, as the decode loop does.
     """
-    rows = torch.arange(answer.shape[0], device=answer.device).unsqueeze(1)
-    slot_logits = logits[rows, answer].float()
-    if mask_id < slot_logits.shape[-1]:
-        slot_logits[..., mask_id] = float("-inf")
-    entropy = entr(slot_logits.softmax(dim=-1)).sum(dim=-1)
+    entropy = entr(answer_slot_logits(logits, answer, mask_id).softmax(dim=-1)).sum(dim=-1)
     still_masked = tokens.gather(1, answer) == mask_id
     return (entropy * still_masked).sum(dim=1)
 
@@ -158,10 +164,7 @@ class EarlyExit:
         """
         answer = self.answer[rows]
         exits = answer_entropy_bound(logits, tokens, answer, mask_id) < self.gamma
-        r = torch.arange(answer.shape[0], device=answer.device).unsqueeze(1)
-        slot_logits = logits[r, answer].clone()
-        if mask_id < slot_logits.shape[-1]:
-            slot_logits[..., mask_id] = float("-inf")
+        slot_logits = answer_slot_logits(logits, answer, mask_id)
         current = tokens.gather(1, answer)
         fill = exits.unsqueeze(1) & (current == mask_id)
         filled = tokens.scatter(1, answer, torch.where(fill, chooser(slot_logits, generator), current))
@@ -188,10 +191,7 @@ def answer_log_likelihood(
     mask_id = denoiser.mask_id
     x = tokens.scatter(1, answer, mask_id)
     logits = denoiser(x, **(conditioning or {}))
-    rows = torch.arange(answer.shape[0], device=answer.device).unsqueeze(1)
-    slot_logits = logits[rows, answer].float()
-    if mask_id < slot_logits.shape[-1]:
-        slot_logits[..., mask_id] = float("-inf")
-    logp = slot_logits.log_softmax(dim=-1).gather(-1, answer_ids.unsqueeze(-1)).squeeze(-1)
+    logp = answer_slot_logits(logits, answer, mask_id).log_softmax(dim=-1)
+    logp = logp.gather(-1, answer_ids.unsqueeze(-1)).squeeze(-1)
     weight = torch.ones_like(logp) if counted is None else counted.to(logp.dtype)
     return (logp * weight).sum(dim=1) / weight.sum(dim=1).clamp_min(1)

@@ -18,6 +18,7 @@ from torch.special import entr
 
 from mdsample.core.callbacks import Callback
 from mdsample.core.denoiser import Denoiser
+from mdsample.core.infill import answer_slot_logits
 from mdsample.core.state import MaskedState
 
 
@@ -46,11 +47,7 @@ class AnswerScoreRecorder(Callback):
         cond = {k: v[rows] if torch.is_tensor(v) and v.shape[:1] == (state.batch,) else v
                 for k, v in self.conditioning.items()}
         logits = self.denoiser(x, **cond)
-        r = torch.arange(len(rows), device=rows.device).unsqueeze(1)
-        slot = logits[r, answer].float()
-        if mask_id < slot.shape[-1]:
-            slot[..., mask_id] = float("-inf")
-        logp = slot.log_softmax(dim=-1)
+        logp = answer_slot_logits(logits, answer, mask_id).log_softmax(dim=-1)
         score = logp.gather(-1, self.gold[rows].unsqueeze(-1)).squeeze(-1).mean(dim=1)
         h_ub = entr(logp.exp()).sum(dim=(1, 2))
         decoded = (tokens.gather(1, self.reasoning[rows]) != mask_id).float().mean(dim=1)
