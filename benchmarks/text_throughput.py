@@ -6,9 +6,10 @@ Model: the lean LLaDA module (models/lean.py) with random weights behind models/
 blocks of 32, one token per step (KLASS with an unreachable confidence threshold so that its whole KL machinery runs
 and it still commits one token per step). The reference loops, LLaDA's ``generate``, KLASS's
 ``stable_confident_decode`` and Fast-dLLM's ``generate_with_prefix_cache`` / ``generate_with_dual_cache``, are their
-own files, fetched at pinned commits; their functions are loaded verbatim (without the files' script-level imports of
-tokenizers and remote model classes, which only their ``main`` uses) and call the same lean model through ``HFStyle``,
-which answers the transformers-style calls they make (``.logits``, ``past_key_values``, ``replace_position``).
+own files, fetched at pinned commits (benchmarks/references.py), and run twice: on Fast-dLLM's own LLaDA modeling code
+holding the same weights (``model="fast_dllm"``: the system users run, which the targets compare against) and on the
+same lean module as ours through ``HFStyle``, which answers the transformers-style calls they make (``.logits``,
+``past_key_values``, ``replace_position``) (``model="lean"``: the loops' own cost, model speed factored out).
 KLASS and Fast-dLLM are batch-1 loops; LLaDA's runs at every batch size.
 
 Per run: ``step_ms`` is the steady-state time per step (the second half of the decode, after every CUDA graph of the
@@ -28,37 +29,22 @@ copy bandwidth.
 from __future__ import annotations
 
 import argparse
-import ast
-import hashlib
+import contextlib
 import json
-import math
 import platform
 import time
-import urllib.request
 from pathlib import Path
 from types import SimpleNamespace
 
-import numpy as np
 import torch
-import torch.nn.functional as F
+from references import fetch, llada_reference_model, load_loops, reference_sdp
 
 from mdsample.core import BlockSchedule, MaskedState, decode
 from mdsample.core.callbacks import Callback
 from mdsample.core.rules import BUILTIN_RULES
 from mdsample.models.cached import CachedLean
-from mdsample.models.lean import LayerKV, LeanConfig, LeanTransformer
-
-ROOT = Path(__file__).resolve().parent.parent
-REFERENCE_DIR = ROOT / ".reference" / "loops"
-REFERENCES = {
-    "llada_generate.py": ("ML-GSAI/LLaDA", "b7e6c3565f194352da44b38dd12b6970597309f3", "generate.py",
-                          "a95b1c67d2f9d6a80f7a2d046d59be215fd0cf010c771e9ec07f5b80eae7a9c7"),
-    "klass_llada.py": ("shkim0116/KLASS", "ad87ecbe9fdef4a6e93701afbc150cb9213fbcd7", "src/model/llada_klass.py",
-                       "1c68212915214f6e3fa1d25a457c91b086c2f18a9ae6c69f83ffc0715716985e"),
-    "fast_dllm_generate.py": ("NVlabs/Fast-dLLM", "24cc59e75f20a6384bae8c905965bb090b96388e", "llada/generate.py",
-                              "dcfa589b591175a6e4f51d369245cdfba1cdb482d2d9780a8ef1caf54496c359"),
-}
-"""file in .reference/loops -> (repository, commit, path, sha256 of the file)."""
+from mdsample.models.lean import LayerKV, LeanConfig, LeanTransformer, build_lean
+from mdsample.models.llada import convert_llada_weights
 
 MASK_ID = 126336
 SHAPES = {
@@ -70,51 +56,6 @@ SHAPES = {
 
 RULE_OPTIONS = {"klass": {"conf_threshold": 2.0}}
 KLASS_REFERENCE = dict(conf_threshold=2.0, kl_threshold=0.01, kl_history_length=2, alg="klass", unmask_strategy="all")
-
-
-def fetch() -> None:
-    """Download the reference files at their pinned commits into .reference/loops and check their sha256."""
-    REFERENCE_DIR.mkdir(parents=True, exist_ok=True)
-    for name, (repo, commit, path, digest) in REFERENCES.items():
-        url = f"https://raw.githubusercontent.com/{repo}/{commit}/{path}"
-        data = urllib.request.urlopen(url, timeout=60).read()
-        if hashlib.sha256(data).hexdigest() != digest:
-            raise SystemExit(f"{url}: sha256 differs from the pinned {digest}")
-        (REFERENCE_DIR / name).write_bytes(data)
-        print(f"fetched {url} -> {REFERENCE_DIR / name}")
-
-
-def load_functions(name: str, wanted: tuple[str, ...]) -> dict:
-    """The functions ``wanted`` of a fetched reference file, executed verbatim in a namespace with the modules they
-    use (torch, numpy, F, math, os, json); the file's other top-level statements (imports of tokenizers and model
-    classes for its ``main``) are left out."""
-    path = REFERENCE_DIR / name
-    if not path.is_file():
-        raise SystemExit(f"{path} is missing: run `python benchmarks/text_throughput.py --fetch` (with network)")
-    data = path.read_bytes()
-    if hashlib.sha256(data).hexdigest() != REFERENCES[name][3]:
-        raise SystemExit(f"{path} is not the pinned file; fetch it again")
-    tree = ast.parse(data)
-    body = [node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name in wanted]
-    import json as json_module
-    import os
-
-    namespace = {"torch": torch, "np": np, "F": F, "math": math, "os": os, "json": json_module}
-    exec(compile(ast.Module(body=body, type_ignores=[]), str(path), "exec"), namespace)  # noqa: S102
-    return {k: namespace[k] for k in wanted}
-
-
-def load_references() -> dict:
-    """name -> the reference loop's function."""
-    shared = ("add_gumbel_noise", "get_num_transfer_tokens")
-    fast = load_functions("fast_dllm_generate.py", (*shared, "get_transfer_index", "generate_with_prefix_cache",
-                                                    "generate_with_dual_cache"))
-    return {
-        "llada_generate": load_functions("llada_generate.py", (*shared, "generate"))["generate"],
-        "klass": load_functions("klass_llada.py", (*shared, "stable_confident_decode"))["stable_confident_decode"],
-        "fast_dllm_prefix": fast["generate_with_prefix_cache"],
-        "fast_dllm_dual": fast["generate_with_dual_cache"],
-    }
 
 
 class HFStyle:
@@ -142,8 +83,15 @@ class HFStyle:
         return SimpleNamespace(logits=self.lean(input_ids, prefix=prefix, suffix=suffix).logits, past_key_values=None)
 
 
-def build(shape: str, device: torch.device, dtype: torch.dtype) -> LeanTransformer:
+def build(shape: str, device: torch.device, dtype: torch.dtype, reference: bool):
+    """The lean model with random weights (normal, std 0.02; norms 1) and, with ``reference``, Fast-dLLM's own LLaDA
+    model holding the same weights (the lean one is loaded from it through the native LLaDA mapping)."""
     cfg = LeanConfig(**SHAPES[shape], rope_theta=500000.0, norm_eps=1e-5)
+    if reference:
+        own = llada_reference_model(cfg.num_layers, cfg.hidden_size, cfg.num_heads, cfg.num_kv_heads,
+                                    cfg.intermediate_size, cfg.vocab_size, device, dtype)
+        weights = {name: p.detach() for name, p in own.named_parameters()}
+        return build_lean(cfg, convert_llada_weights(weights, cfg), device, dtype), own
     with torch.device("meta"):
         model = LeanTransformer(cfg)
     model = model.to_empty(device=device).to(dtype)
@@ -152,7 +100,7 @@ def build(shape: str, device: torch.device, dtype: torch.dtype) -> LeanTransform
             torch.nn.init.ones_(p)
         else:
             torch.nn.init.normal_(p, std=0.02)
-    return model.eval()
+    return model.eval(), None
 
 
 def sync(device: torch.device) -> None:
@@ -160,19 +108,25 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def reset_peak(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats(device)
-
-
-def peaks(device: torch.device) -> dict:
-    """Peak allocated and reserved memory (GiB) since the last reset. A CUDA graph's replays do not allocate: its
-    intermediates stay reserved in its private pool, so the reserved peak bounds what a captured decode holds."""
+def reset_peak(device: torch.device) -> float:
+    """Start a peak-memory window; returns the GiB allocated at its start (the weights and anything else resident)."""
     if device.type != "cuda":
-        return dict(peak_gb=None, peak_reserved_gb=None)
-    return dict(peak_gb=torch.cuda.max_memory_allocated(device) / 2**30,
-                peak_reserved_gb=torch.cuda.max_memory_reserved(device) / 2**30)
+        return 0.0
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats(device)
+    return torch.cuda.memory_allocated(device) / 2**30
+
+
+def peaks(device: torch.device, resident: float) -> dict:
+    """Peak allocated and reserved memory (GiB) since the window started, and ``working_gb``: the allocated peak
+    above what was resident at its start (the weights of both models stay resident all run, so the ratios the
+    targets name are given on both). A CUDA graph's replays do not allocate: its intermediates stay reserved in its
+    private pool, so the reserved peak bounds what a captured decode holds."""
+    if device.type != "cuda":
+        return dict(peak_gb=None, peak_reserved_gb=None, working_gb=None)
+    peak = torch.cuda.max_memory_allocated(device) / 2**30
+    return dict(peak_gb=peak, peak_reserved_gb=torch.cuda.max_memory_reserved(device) / 2**30,
+                working_gb=peak - resident)
 
 
 def bandwidth(device: torch.device, megabytes: int) -> float:
@@ -201,12 +155,11 @@ class StepClock(Callback):
         self.times.append(time.perf_counter())
 
 
-def timing(start: float, times: list[float], steps: int, batch: int, gen: int, device) -> dict:
+def timing(start: float, times: list[float], steps: int, batch: int, gen: int) -> dict:
     total = times[-1] - start
     half = steps // 2
     steady = (times[-1] - times[half - 1]) / (steps - half) if half else total / steps
-    return dict(steps=steps, step_ms=steady * 1e3, e2e_step_ms=total / steps * 1e3, tokens_per_s=batch * gen / total,
-                **peaks(device))
+    return dict(steps=steps, step_ms=steady * 1e3, e2e_step_ms=total / steps * 1e3, tokens_per_s=batch * gen / total)
 
 
 def run_mdsample(den: CachedLean, rule: str, batch: int, cache: str, capture: str, args,
@@ -215,49 +168,106 @@ def run_mdsample(den: CachedLean, rule: str, batch: int, cache: str, capture: st
     state = MaskedState.blank(batch, args.gen, MASK_ID, prompt=prompt.expand(batch, -1), device=device)
     clock = StepClock()
     sync(device)
-    reset_peak(device)
+    resident = reset_peak(device)
     start = time.perf_counter()
     result = decode(den, state, BUILTIN_RULES[rule](**RULE_OPTIONS.get(rule, {})),
                     schedule=BlockSchedule(args.gen, args.block), generator=torch.Generator(device).manual_seed(0),
                     cache=cache, capture=capture, callbacks=[clock])
     row = dict(kind="mdsample", rule=rule, batch=batch, cache=cache, capture=capture, graphs=result.graphs,
-               **timing(start, clock.times, result.steps, batch, args.gen, device))
+               **timing(start, clock.times, result.steps, batch, args.gen), **peaks(device, resident))
     return row, result.tokens
 
 
-def run_reference(name: str, fn, model: HFStyle, batch: int, args, prompt) -> tuple[dict, torch.Tensor]:
+def run_reference(name: str, fn, model, label: str, batch: int, args, prompt) -> tuple[dict, torch.Tensor]:
+    """One reference loop on ``model`` (``HFStyle`` over the lean module, or Fast-dLLM's own model: ``label``)."""
     device = prompt.device
     x = prompt.expand(batch, -1).clone()
     sync(device)
-    reset_peak(device)
+    resident = reset_peak(device)
     start = time.perf_counter()
     common = dict(steps=args.gen, gen_length=args.gen, block_length=args.block, temperature=0.0)
-    if name == "llada_generate":
-        tokens, steps = fn(model, x, mask_id=MASK_ID, **common), args.gen
-    elif name == "klass":
-        common.pop("temperature")
-        tokens, steps = fn(model, None, x, mask_id=MASK_ID, **common, **KLASS_REFERENCE)
-    else:
-        tokens, steps = fn(model, x, mask_id=MASK_ID, remasking="low_confidence", **common)
+    with torch.no_grad():
+        if name == "llada_generate":
+            tokens, steps = fn(model, x, mask_id=MASK_ID, **common), args.gen
+        elif name == "klass":
+            common.pop("temperature")
+            tokens, steps = fn(model, None, x, mask_id=MASK_ID, **common, **KLASS_REFERENCE)
+        else:
+            tokens, steps = fn(model, x, mask_id=MASK_ID, remasking="low_confidence", **common)
     sync(device)
     total = time.perf_counter() - start
-    row = dict(kind="reference", rule=name, batch=batch, cache=None, capture=None, graphs=0, steps=int(steps),
-               step_ms=total / int(steps) * 1e3, e2e_step_ms=total / int(steps) * 1e3,
-               tokens_per_s=batch * args.gen / total, **peaks(device))
+    row = dict(kind="reference", rule=name, model=label, batch=batch, cache=None, capture=None, graphs=0,
+               steps=int(steps), step_ms=total / int(steps) * 1e3, e2e_step_ms=total / int(steps) * 1e3,
+               tokens_per_s=batch * args.gen / total, **peaks(device, resident))
     return row, tokens
 
 
+@torch.no_grad()
 def time_forward(model: LeanTransformer, batch: int, length: int, repeats: int, device) -> dict:
+    """One eager forward over the whole canvas (the plain loop's step without its statistics)."""
     tokens = torch.randint(0, 1000, (batch, length), device=device)
     model(tokens)
     sync(device)
-    reset_peak(device)
+    resident = reset_peak(device)
     start = time.perf_counter()
     for _ in range(repeats):
         model(tokens)
     sync(device)
     return dict(kind="forward", rule=None, batch=batch, cache=None, capture=None, graphs=0, steps=repeats,
-                step_ms=(time.perf_counter() - start) / repeats * 1e3, **peaks(device))
+                step_ms=(time.perf_counter() - start) / repeats * 1e3, **peaks(device, resident))
+
+
+KERNEL_KINDS = (("gemm", ("gemm", "nvjet", "cutlass", "xmma", "cublas", "splitk")),
+                ("attention", ("attention", "fmha", "flash", "sdpa", "cudnn")),
+                ("copy", ("copy", "cat", "scatter", "index", "gather")))
+
+
+def kernel_kind(name: str) -> str:
+    lower = name.lower()
+    return next((kind for kind, marks in KERNEL_KINDS if any(m in lower for m in marks)), "elementwise/other")
+
+
+class StepProfiler(Callback):
+    """torch.profiler over the decode's steps from ``start`` on (the graphs are captured by then): GPU kernel time
+    and launches per step by kind, against the wall-clock per step; the difference is time the GPU waited."""
+
+    def __init__(self, start: int):
+        from torch.profiler import ProfilerActivity, profile
+
+        self.start, self.steps, self.t0 = start, 0, 0.0
+        self.prof = profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA])
+
+    def on_step(self, state, step, rows, committed) -> None:
+        if step + 1 == self.start:
+            self.prof.start()
+            self.t0 = time.perf_counter()
+        elif step + 1 > self.start:
+            self.steps += 1
+
+    def on_end(self, state) -> None:
+        wall = time.perf_counter() - self.t0
+        self.prof.stop()
+        kinds: dict[str, list[float]] = {}
+        for e in self.prof.key_averages():
+            if e.device_type == torch.autograd.DeviceType.CUDA and e.self_device_time_total > 0:
+                entry = kinds.setdefault(kernel_kind(e.key), [0.0, 0])
+                entry[0] += e.self_device_time_total / 1e3
+                entry[1] += e.count
+        n = max(self.steps, 1)
+        self.result = dict(steps=self.steps, wall_ms_per_step=wall * 1e3 / n,
+                           gpu_ms_per_step=sum(v[0] for v in kinds.values()) / n,
+                           kernels_per_step=sum(v[1] for v in kinds.values()) / n,
+                           by_kind={k: dict(ms_per_step=v[0] / n, kernels_per_step=v[1] / n) for k, v in kinds.items()})
+
+
+def profile_decode(den: CachedLean, batch: int, cache: str, args, prompt: torch.Tensor) -> dict:
+    """Kernel profile of the confidence rule's captured steps (two blocks; the second block's steps are profiled)."""
+    device = prompt.device
+    state = MaskedState.blank(batch, 2 * args.block, MASK_ID, prompt=prompt.expand(batch, -1), device=device)
+    profiler = StepProfiler(start=args.block + 1)
+    decode(den, state, BUILTIN_RULES["confidence"](), schedule=BlockSchedule(2 * args.block, args.block),
+           generator=torch.Generator(device).manual_seed(0), cache=cache, capture="auto", callbacks=[profiler])
+    return dict(kind="profile", rule="confidence", batch=batch, cache=cache, capture="auto", **profiler.result)
 
 
 def find(rows: list[dict], **key) -> dict | None:
@@ -269,32 +279,42 @@ def ratio(a: dict | None, b: dict | None, field: str = "step_ms") -> float | Non
 
 
 def summarise(rows: list[dict], floor_ms: float, batches: list[int]) -> dict:
+    """The ratios the performance targets name, per batch size (None where a run is missing)."""
     out: dict = {}
     for b in batches:
-        plain = find(rows, kind="mdsample", rule="confidence", batch=b, cache="none", capture="auto")
-        klass = find(rows, kind="mdsample", rule="klass", batch=b, cache="none", capture="auto")
-        forward = find(rows, kind="forward", batch=b)
+        def ours(rule: str = "confidence", cache: str = "none", capture: str = "auto") -> dict | None:
+            return find(rows, kind="mdsample", rule=rule, batch=b, cache=cache, capture=capture)
+
+        def reference(name: str, model: str) -> dict | None:
+            return find(rows, kind="reference", rule=name, model=model, batch=b)
+
+        plain, klass, dual, forward = ours(), ours("klass"), ours(cache="dual"), find(rows, kind="forward", batch=b)
+        fastest = min((r for r in rows if r["kind"] == "mdsample" and r["batch"] == b and r["rule"] == "confidence"),
+                      key=lambda r: r["step_ms"], default=None)
         out[f"b{b}"] = {
-            "dual_over_uncached_step": ratio(find(rows, kind="mdsample", rule="confidence", batch=b, cache="dual",
-                                                  capture="auto"), plain),
+            "fastest_confidence": None if fastest is None else {k: fastest[k] for k in ("cache", "capture", "step_ms",
+                                                                                       "tokens_per_s")},
+            "dual_over_uncached_step": ratio(dual, plain),
+            "dual_over_uncached_eager_step": ratio(ours(cache="dual", capture="off"), ours(capture="off")),
             "klass_over_plain_step": ratio(klass, plain),
+            "klass_eager_over_plain_eager_step": ratio(ours("klass", capture="off"), ours(capture="off")),
             "klass_peak_over_forward_peak": ratio(klass, forward, "peak_gb"),
             "klass_reserved_over_forward_reserved": ratio(klass, forward, "peak_reserved_gb"),
-            "klass_eager_peak_over_forward_peak": ratio(find(rows, kind="mdsample", rule="klass", batch=b,
-                                                             cache="none", capture="off"), forward, "peak_gb"),
-            "dual_captured_step_over_floor": ratio(find(rows, kind="mdsample", rule="confidence", batch=b,
-                                                        cache="dual", capture="auto"), {"step_ms": floor_ms}),
+            "klass_eager_peak_over_forward_peak": ratio(ours("klass", capture="off"), forward, "peak_gb"),
+            "klass_working_over_forward_working": ratio(klass, forward, "working_gb"),
+            "klass_eager_working_over_forward_working": ratio(ours("klass", capture="off"), forward, "working_gb"),
+            "dual_captured_step_over_floor": ratio(dual, {"step_ms": floor_ms}),
             "uncached_captured_step_over_floor": ratio(plain, {"step_ms": floor_ms}),
-            "over_reference": {
-                "confidence/llada_generate": ratio(plain, find(rows, kind="reference", rule="llada_generate", batch=b)),
-                "klass/klass": ratio(klass, find(rows, kind="reference", rule="klass", batch=b)),
-                "prefix/fast_dllm_prefix": ratio(find(rows, kind="mdsample", rule="confidence", batch=b,
-                                                      cache="prefix", capture="auto"),
-                                                 find(rows, kind="reference", rule="fast_dllm_prefix", batch=b)),
-                "dual/fast_dllm_dual": ratio(find(rows, kind="mdsample", rule="confidence", batch=b, cache="dual",
-                                                  capture="auto"),
-                                             find(rows, kind="reference", rule="fast_dllm_dual", batch=b)),
-            },
+            "fastest_tokens_per_s_over_fast_dllm_prefix": {
+                model: ratio(fastest, reference("fast_dllm_prefix", model), "tokens_per_s")
+                for model in ("fast_dllm", "lean")},
+            "step_over_reference": {
+                model: {
+                    "confidence/llada_generate": ratio(plain, reference("llada_generate", model)),
+                    "klass/klass": ratio(klass, reference("klass", model)),
+                    "prefix/fast_dllm_prefix": ratio(ours(cache="prefix"), reference("fast_dllm_prefix", model)),
+                    "dual/fast_dllm_dual": ratio(dual, reference("fast_dllm_dual", model)),
+                } for model in ("fast_dllm", "lean")},
         }
     return out
 
@@ -312,7 +332,11 @@ def main() -> None:
     parser.add_argument("--block", type=int, default=32)
     parser.add_argument("--rules", default=",".join(sorted(BUILTIN_RULES)))
     parser.add_argument("--caches", default="none,dual", help="caches every rule runs with")
-    parser.add_argument("--no-references", action="store_true")
+    parser.add_argument("--references", default="fast_dllm,lean",
+                        help="models the reference loops run on: fast_dllm (Fast-dLLM's own LLaDA modeling code, "
+                             "holding the same weights), lean (the same lean module as ours: the loops' own cost); "
+                             "'' for none")
+    parser.add_argument("--profile", action="store_true", help="kernel profile of the captured steps (CUDA)")
     parser.add_argument("--out", default=None, help="JSON file to write (default: print only)")
     args = parser.parse_args()
     if args.fetch:
@@ -324,28 +348,50 @@ def main() -> None:
         torch.set_num_threads(1)  # a tiny model: intra-op threads only add synchronisation
     device = torch.device(args.device)
     torch.manual_seed(0)
-    model = build(args.shape, device, getattr(torch, args.dtype))
+    labels = [m for m in args.references.split(",") if m]
+    if set(labels) - {"fast_dllm", "lean"}:
+        parser.error(f"--references: unknown model(s) {sorted(set(labels) - {'fast_dllm', 'lean'})}")
+    model, own = build(args.shape, device, getattr(torch, args.dtype), "fast_dllm" in labels)
     den = CachedLean(model, MASK_ID)
     prompt = torch.randint(0, 1000, (1, args.prompt), device=device)
     batches = [int(b) for b in args.batches.split(",")]
     weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     bw = bandwidth(device, 2048 if device.type == "cuda" else 64)
     floor_ms = weight_bytes / bw * 1e3
-    refs = {} if args.no_references else load_references()
+    refs = load_loops() if labels else {}
+    runners = {"lean": (HFStyle(model), contextlib.nullcontext), "fast_dllm": (own, lambda: reference_sdp(own))}
     warm = argparse.Namespace(gen=args.block, block=args.block)
     rows: list[dict] = []
-    agree: dict[str, bool] = {}
+    agree: dict[str, float] = {}
+
+    def report() -> dict:
+        return dict(
+            benchmark="text_throughput", shape=args.shape, device=str(device),
+            device_name=torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
+            dtype=args.dtype, prompt=args.prompt, gen=args.gen, block=args.block, torch=torch.__version__,
+            weight_gb=weight_bytes / 2**30, copy_bandwidth_gbs=bw / 1e9, floor_ms=floor_ms,
+            same_tokens_as_reference=agree, reference_models=labels, summary=summarise(rows, floor_ms, batches),
+            rows=rows,
+        )
 
     def record(row: dict) -> None:
+        """Print the row and rewrite the JSON, so that a run cut short keeps every finished row."""
         rows.append(row)
         print(json.dumps(row), flush=True)
+        if args.out:
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.out).write_text(json.dumps(report(), indent=2) + "\n")
 
+    rules = sorted(args.rules.split(","), key=lambda r: (r not in ("confidence", "klass"), r))
     for batch in batches:
         for capture in ("auto", "off"):
             run_mdsample(den, "confidence", batch, "dual", capture, warm, prompt)  # kernels, allocator, cuBLAS
         record(time_forward(model, batch, args.prompt + args.gen, 5, device))
+        if args.profile and device.type == "cuda":
+            for cache in ("none", "dual"):
+                record(profile_decode(den, batch, cache, args, prompt))
         tokens = {}
-        for rule in args.rules.split(","):
+        for rule in rules[:2]:
             for cache in args.caches.split(","):
                 row, tokens[rule, cache] = run_mdsample(den, rule, batch, cache, "auto", args, prompt)
                 record(row)
@@ -356,27 +402,23 @@ def main() -> None:
             record(row)
         ours = {"llada_generate": ("confidence", "none"), "klass": ("klass", "none"),
                 "fast_dllm_prefix": ("confidence", "prefix", "auto"), "fast_dllm_dual": ("confidence", "dual")}
-        for name, fn in refs.items():
-            if batch > 1 and name != "llada_generate":
-                continue  # batch-1 loops
-            run_reference(name, fn, HFStyle(model), batch, warm, prompt)
-            row, ref_tokens = run_reference(name, fn, HFStyle(model), batch, args, prompt)
-            record(row)
-            if ours[name] in tokens:
-                agree[f"b{batch}:{name}"] = bool(torch.equal(tokens[ours[name]], ref_tokens))
-
-    report = dict(
-        benchmark="text_throughput", shape=args.shape, device=str(device),
-        device_name=torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
-        dtype=args.dtype, prompt=args.prompt, gen=args.gen, block=args.block, torch=torch.__version__,
-        weight_gb=weight_bytes / 2**30, copy_bandwidth_gbs=bw / 1e9, floor_ms=floor_ms,
-        same_tokens_as_reference=agree, summary=summarise(rows, floor_ms, batches), rows=rows,
-    )
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps({k: v for k, v in report.items() if k != "rows"}, indent=2))
-
+        for label in labels:
+            runner, switches = runners[label]
+            for name, fn in refs.items():
+                if batch > 1 and name != "llada_generate":
+                    continue  # batch-1 loops
+                with switches():
+                    run_reference(name, fn, runner, label, batch, warm, prompt)
+                    row, ref_tokens = run_reference(name, fn, runner, label, batch, args, prompt)
+                if ours[name] in tokens:
+                    generated = slice(args.prompt, None)
+                    same = tokens[ours[name]][:, generated] == ref_tokens[:, generated].to(tokens[ours[name]].device)
+                    agree[f"b{batch}:{name}:{label}"] = same.float().mean().item()
+                record(row)
+        for rule in rules[2:]:
+            for cache in args.caches.split(","):
+                record(run_mdsample(den, rule, batch, cache, "auto", args, prompt)[0])
+    print(json.dumps({k: v for k, v in report().items() if k != "rows"}, indent=2))
 
 if __name__ == "__main__":
     main()
