@@ -2,20 +2,17 @@
 
 The loop's cache (core/cache.py) asks for more than one prefix / suffix split per batch: rows in different blocks
 (a split point per row), queries that are not contiguous (the window, the answer slots), and storage that never
-moves, so that a CUDA graph can replay a step. This wrapper gets all of it from the lean module's public forward
-alone (``prefix`` keys/values, a key mask, explicit positions, ``return_kv``), so that it keeps working whatever the
-module does inside a layer:
+moves, so that a CUDA graph can replay a step. The lean module's ``store`` path (``KVStore``) gives all of it:
 
 * the cache is preallocated, per layer, as keys and values ``[capacity, kv_heads, L + 1, head_dim]``;
-* a cached call passes the whole stored canvas as the prefix and the queries as the tokens, and hides with the key
-  mask the stored entries of the columns the queries recompute (and the queries' own keys when they are read-only),
-  so every query sees the fresh keys of the recomputed columns and the stored keys of all others;
-* afterwards the queries' fresh keys/values are scattered into the cache at their slots (slot L: not kept).
+* in a cached call each layer first writes the queries' fresh keys/values into their slots (a read-only query, such
+  as an early-exit answer slot, writes into the spare slot L, which is never read), then attends to slots 0..L-1:
+  every query sees the fresh keys of the recomputed columns and the stored keys of all others.
 
-The price of using the public forward is one concatenation of the stored keys/values per layer and call (a copy of
-the cache: about 1/20 of the weight reads of an LLaDA-8B step at batch 8, canvas 384) and logits for every query
-(the prefix mode's positions after the window need only keys/values). A layer-level path that scatters into the
-cache and attends to it in place would remove both.
+Attending in place costs one scatter of the queries per layer. The first version passed the stored canvas as the
+module's ``prefix`` and hid the recomputed columns with the key mask, which copies the whole cache in every layer of
+every step: on an H100 at batch 8 (LLaDA-8B shape, canvas 384) those copies took 3.7 ms of a 12.9 ms dual-cache
+step's GPU time (benchmarks/results/text_throughput_b8_h100_concat_cache.json, ``kind: profile``).
 
 Positions are canvas columns, as in LLaDA (padding hides keys, it does not renumber). Dream numbers positions from
 each row's first real token and shifts its logits by one; it is not covered here.
@@ -26,7 +23,7 @@ from __future__ import annotations
 import torch
 
 from mdsample.core.cache import KVCache
-from mdsample.models.lean import LayerKV, LeanTransformer
+from mdsample.models.lean import KVStore, LeanTransformer
 
 
 class CachedLean:
@@ -78,17 +75,9 @@ class CachedLean:
         attention_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         b, q = tokens.shape
-        length = cache.length
-        stored = [LayerKV(cache.tensors[i][:b, :, :length], cache.tensors[i + 1][:b, :, :length])
-                  for i in range(0, len(cache.tensors), 2)]
-        recomputed = torch.zeros(b, length + 1, dtype=torch.bool, device=tokens.device).scatter_(1, slots, True)
-        visible = ~recomputed[:, :length]
-        if attention_mask is not None:
-            visible &= attention_mask.bool()
-        keys_mask = torch.cat([visible, slots < length], dim=1)
-        out = self.model(tokens, attention_mask=keys_mask, positions=columns, prefix=stored, return_kv=True)
-        where = slots[:, None, :, None].expand(b, self.model.config.num_kv_heads, q, self.model.config.dim)
-        for i, kv in enumerate(out.kv):
-            cache.tensors[2 * i][:b].scatter_(2, where, kv.keys)
-            cache.tensors[2 * i + 1][:b].scatter_(2, where, kv.values)
+        cfg = self.model.config
+        where = slots[:, None, :, None].expand(b, cfg.num_kv_heads, q, cfg.dim)
+        store = [KVStore(cache.tensors[i][:b], cache.tensors[i + 1][:b], where)
+                 for i in range(0, len(cache.tensors), 2)]
+        out = self.model(tokens, attention_mask=attention_mask, positions=columns, store=store)
         return out.logits[:, :outputs]

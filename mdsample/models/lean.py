@@ -69,6 +69,20 @@ class LayerKV(NamedTuple):
     values: torch.Tensor
 
 
+class KVStore(NamedTuple):
+    """One layer's key/value storage ``[B, kv_heads, L + 1, head_dim]`` that a call attends to in place.
+
+    ``where[B, kv_heads, Q, head_dim]`` (the queries' storage slots, expanded; slot L is a spare that is never read):
+    the call first writes its queries' fresh keys/values there, then attends to slots 0..L-1. So a cached step costs
+    one small scatter per layer instead of a copy of the whole stored canvas, and the storage never moves (a captured
+    CUDA graph reads and writes it in place).
+    """
+
+    keys: torch.Tensor
+    values: torch.Tensor
+    where: torch.Tensor
+
+
 class LeanOutput(NamedTuple):
     """Logits ``[B, L, V]`` and, when asked for, each layer's keys/values of the tokens computed in this call."""
 
@@ -140,14 +154,21 @@ class Attention(nn.Module):
         mask: torch.Tensor | None,
         prefix: LayerKV | None = None,
         suffix: LayerKV | None = None,
+        store: KVStore | None = None,
     ) -> tuple[torch.Tensor, LayerKV]:
-        """``mask``: additive, over keys ``[B, 1, 1, P + L + S]``. Returns the output and this call's keys/values."""
+        """``mask``: additive, over keys ``[B, 1, 1, P + L + S]`` (with ``store``: over its L slots). Returns the
+        output and this call's keys/values."""
         b, length, _ = x.shape
         qkv = self.qkv(x).view(b, length, self.heads + 2 * self.kv_heads, self.dim)
         qk = rotate(qkv[:, :, : self.heads + self.kv_heads], rotations)
         q = qk[:, :, : self.heads].transpose(1, 2)
         own = LayerKV(qk[:, :, self.heads :].transpose(1, 2), qkv[:, :, self.heads + self.kv_heads :].transpose(1, 2))
         keys, values = own
+        if store is not None:
+            store.keys.scatter_(2, store.where, keys)
+            store.values.scatter_(2, store.where, values)
+            stored = store.keys.shape[2] - 1
+            keys, values = store.keys[:, :, :stored], store.values[:, :, :stored]
         if prefix is not None:
             keys, values = torch.cat([prefix.keys, keys], dim=2), torch.cat([prefix.values, values], dim=2)
         if suffix is not None:
@@ -186,8 +207,9 @@ class Block(nn.Module):
         mask: torch.Tensor | None,
         prefix: LayerKV | None = None,
         suffix: LayerKV | None = None,
+        store: KVStore | None = None,
     ) -> tuple[torch.Tensor, LayerKV]:
-        a, kv = self.attn(self.attn_norm(x), rotations, mask, prefix, suffix)
+        a, kv = self.attn(self.attn_norm(x), rotations, mask, prefix, suffix, store)
         x = x + a
         return x + self.mlp(self.mlp_norm(x)), kv
 
@@ -212,9 +234,12 @@ class LeanTransformer(nn.Module):
         prefix: list[LayerKV] | None = None,
         suffix: list[LayerKV] | None = None,
         return_kv: bool = False,
+        store: list[KVStore] | None = None,
     ) -> LeanOutput:
         """Logits of ``tokens``; with ``prefix`` / ``suffix`` (per-layer keys/values of the positions before and
-        after them, e.g. from an earlier ``return_kv=True`` call) only ``tokens`` are computed.
+        after them, e.g. from an earlier ``return_kv=True`` call) only ``tokens`` are computed. With ``store``
+        (per-layer storage, see ``KVStore``; not together with ``prefix`` / ``suffix``) the tokens write their
+        keys/values into it and attend to its L slots, ``attention_mask[B, L]`` covering those.
 
         ``attention_mask[B, P + L + S]`` (1 = attend) covers all keys in that order; padded keys are ignored (every
         query must keep at least one key).
@@ -222,6 +247,8 @@ class LeanTransformer(nn.Module):
         """
         start = 0 if prefix is None else prefix[0].keys.shape[2]
         limit = start + tokens.shape[1] + (0 if suffix is None else suffix[0].keys.shape[2])
+        if store is not None:
+            limit = max(limit, store[0].keys.shape[2] - 1)
         if positions is None:
             positions = torch.arange(start, start + tokens.shape[1], device=tokens.device).unsqueeze(0)
         x = self.embed(tokens)
@@ -233,7 +260,7 @@ class LeanTransformer(nn.Module):
         kvs = []
         for i, layer in enumerate(self.layers):
             before, after = (None if prefix is None else prefix[i]), (None if suffix is None else suffix[i])
-            x, kv = layer(x, rotations, mask, before, after)
+            x, kv = layer(x, rotations, mask, before, after, None if store is None else store[i])
             if return_kv:
                 kvs.append(kv)
         x = self.norm(x)
