@@ -60,7 +60,9 @@ def timed(fn, tokens: torch.Tensor, iters: int, **kwargs) -> float:
 
 @torch.no_grad()
 def profile(fn, tokens: torch.Tensor, top: int = 12) -> dict:
-    """Host wall-clock of one eager forward, the GPU time its kernels take, and the kernels that take the most."""
+    """Host wall-clock of one eager forward, the GPU time its kernels take, and the kernels that take the most.
+
+    Only CUDA-side events count as kernel time (an operator's own entry repeats its kernels' time)."""
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as torch_profile
 
@@ -73,7 +75,8 @@ def profile(fn, tokens: torch.Tensor, top: int = 12) -> dict:
         host_ms = (time.perf_counter() - start) * 1e3
         sync(tokens.device)
     events = prof.key_averages()
-    device_us = {e.key: e.self_device_time_total for e in events if e.self_device_time_total > 0}
+    device_us = {e.key: e.self_device_time_total for e in events
+                 if e.device_type == torch.autograd.DeviceType.CUDA and e.self_device_time_total > 0}
     launches = sum(e.count for e in events if e.key in ("cudaLaunchKernel", "cuLaunchKernel", "cudaLaunchKernelExC"))
     return dict(host_ms=host_ms, kernel_ms=sum(device_us.values()) / 1e3, kernel_launches=launches,
                 top_kernels_ms={k: v / 1e3 for k, v in sorted(device_us.items(), key=lambda kv: -kv[1])[:top]},
