@@ -15,7 +15,7 @@ every step: on an H100 at batch 8 (LLaDA-8B shape, canvas 384) those copies took
 step's GPU time (benchmarks/results/text_throughput_b8_h100_concat_cache.json, ``kind: profile``).
 
 Positions are canvas columns, as in LLaDA (padding hides keys, it does not renumber). Dream numbers positions from
-each row's first real token and shifts its logits by one; it is not covered here.
+each row's first real token and shifts its logits by one: ``CachedDream``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from __future__ import annotations
 import torch
 
 from mdsample.core.cache import KVCache
-from mdsample.models.lean import KVStore, LeanTransformer
+from mdsample.models.dream import dream_positions, shift_logits
+from mdsample.models.lean import KVStore, LeanOutput, LeanTransformer
 
 
 class CachedLean:
@@ -41,7 +42,16 @@ class CachedLean:
 
     @torch.no_grad()
     def __call__(self, tokens: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        return self.model(tokens, attention_mask=attention_mask).logits
+        positions = self._positions(attention_mask)
+        return self._logits(self.model(tokens, attention_mask=attention_mask, positions=positions).logits)
+
+    def _positions(self, attention_mask: torch.Tensor | None) -> torch.Tensor | None:
+        """Position ids of a whole canvas (None: the canvas columns, LLaDA's numbering whatever the padding)."""
+        return None
+
+    def _logits(self, logits: torch.Tensor) -> torch.Tensor:
+        """The module's outputs as per-position logits."""
+        return logits
 
     def new_cache(self, capacity: int, length: int, device: torch.device) -> KVCache:
         """Also grows the rotary table to every position a call of this decode can reach (the stored canvas plus at
@@ -57,12 +67,13 @@ class CachedLean:
     def prefill(
         self, tokens: torch.Tensor, cache: KVCache, rows: torch.Tensor, attention_mask: torch.Tensor | None = None
     ) -> torch.Tensor:
-        out = self.model(tokens, attention_mask=attention_mask, return_kv=True)
+        out = self.model(tokens, attention_mask=attention_mask, positions=self._positions(attention_mask),
+                         return_kv=True)
         length = tokens.shape[1]
         for i, kv in enumerate(out.kv):
             cache.tensors[2 * i][:, :, :length].index_copy_(0, rows, kv.keys)
             cache.tensors[2 * i + 1][:, :, :length].index_copy_(0, rows, kv.values)
-        return out.logits
+        return self._logits(out.logits)
 
     @torch.no_grad()
     def cached(
@@ -74,10 +85,65 @@ class CachedLean:
         outputs: int,
         attention_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        return self._attend(tokens, columns, slots, cache, attention_mask).logits[:, :outputs]
+
+    def _attend(self, tokens: torch.Tensor, columns: torch.Tensor, slots: torch.Tensor, cache: KVCache,
+                attention_mask: torch.Tensor | None, positions: torch.Tensor | None = None) -> LeanOutput:
+        """The lean module over the queries, writing their keys/values into their slots and attending in place."""
         b, q = tokens.shape
         cfg = self.model.config
         where = slots[:, None, :, None].expand(b, cfg.num_kv_heads, q, cfg.dim)
-        store = [KVStore(cache.tensors[i][:b], cache.tensors[i + 1][:b], where)
-                 for i in range(0, len(cache.tensors), 2)]
-        out = self.model(tokens, attention_mask=attention_mask, positions=columns, store=store)
+        store = [KVStore(cache.tensors[2 * i][:b], cache.tensors[2 * i + 1][:b], where) for i in range(cfg.num_layers)]
+        positions = columns if positions is None else positions
+        return self.model(tokens, attention_mask=attention_mask, positions=positions, store=store)
+
+
+class CachedDream(CachedLean):
+    """Dream's lean module (models/dream.py) as a CachingDenoiser.
+
+    Two Dream habits change the calls: positions count from each row's first real token (``dream_positions``), and
+    the logits for column c are the output at column c - 1 (``shift_logits``). So a cached call also computes each
+    query's left neighbour, as a read-only query (spare slot) whose output gives the query's logits; the neighbour's
+    token comes from a token row the cache keeps next to the keys/values (written at the prefill and by every cached
+    query), since the loop passes the query tokens alone. Column 0 keeps its own output, as ``shift_logits`` does.
+    """
+
+    def _positions(self, attention_mask: torch.Tensor | None) -> torch.Tensor | None:
+        return None if attention_mask is None else dream_positions(attention_mask)
+
+    def _logits(self, logits: torch.Tensor) -> torch.Tensor:
+        return shift_logits(logits)
+
+    def new_cache(self, capacity: int, length: int, device: torch.device) -> KVCache:
+        """The keys/values of ``CachedLean`` plus the canvas tokens ``[capacity, L + 1]`` (slot L: spare), last."""
+        cache = super().new_cache(capacity, length, device)
+        cache.tensors.append(torch.zeros(capacity, length + 1, dtype=torch.long, device=device))
+        return cache
+
+    @torch.no_grad()
+    def prefill(
+        self, tokens: torch.Tensor, cache: KVCache, rows: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        logits = super().prefill(tokens, cache, rows, attention_mask=attention_mask)
+        cache.tensors[-1][:, : tokens.shape[1]].index_copy_(0, rows, tokens)
+        return logits
+
+    @torch.no_grad()
+    def cached(
+        self,
+        tokens: torch.Tensor,
+        columns: torch.Tensor,
+        slots: torch.Tensor,
+        cache: KVCache,
+        outputs: int,
+        attention_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        canvas = cache.tensors[-1][: tokens.shape[0]]
+        canvas.scatter_(1, slots, tokens)
+        left = (columns[:, :outputs] - 1).clamp_min(0)
+        all_columns = torch.cat([left, columns], dim=1)
+        all_slots = torch.cat([torch.full_like(left, cache.length), slots], dim=1)
+        positions = all_columns if attention_mask is None else dream_positions(attention_mask).gather(1, all_columns)
+        out = self._attend(torch.cat([canvas.gather(1, left), tokens], dim=1), all_columns, all_slots, cache,
+                           attention_mask, positions)
         return out.logits[:, :outputs]

@@ -2,9 +2,10 @@
 
 Dream's logits are shifted by one position (the output at i - 1 predicts position i); the denoiser shifts them back
 so the core sees ordinary per-position logits. With padding, Dream numbers positions from each row's first real
-token and hides padded keys. ``impl="native"`` (default) runs the lean module (models/dream.py) and reads Dream's
-Qwen2 BPE files with transformers' Qwen2 tokenizer when its own tokenizer class would need remote code;
-``impl="remote"`` runs the checkpoint's ``modeling_dream.py`` (needs ``trust_remote_code``).
+token and hides padded keys. ``impl="native"`` (default) runs the lean module (models/dream.py) behind
+``CachedDream`` (KV caches and CUDA-graph capture apply) and reads Dream's Qwen2 BPE files with transformers' Qwen2
+tokenizer when its own tokenizer class would need remote code; ``impl="remote"`` runs the checkpoint's
+``modeling_dream.py`` (needs ``trust_remote_code``).
 """
 
 from __future__ import annotations
@@ -16,36 +17,29 @@ import torch
 from transformers import Qwen2Tokenizer
 
 from mdsample.errors import ConfigError
+from mdsample.models.cached import CachedDream
 from mdsample.models.dream import dream_positions, load_dream, shift_logits
 from mdsample.plugins.text.adapters.remote import IMPL_SWITCH, load_remote_model, require_trust
 from mdsample.plugins.text.adapters.text_model import TextModel
 from mdsample.plugins.text.adapters.tokens import load_tokenizer, pad_id, stop_ids
 
 
-class DreamDenoiser:
-    """``tokens[B, L]`` (+ ``attention_mask[B, L]``) -> per-position logits ``[B, L, V]`` (shift undone).
+class RemoteDreamDenoiser:
+    """A checkpoint's own ``modeling_dream.py`` as a denoiser: ``tokens[B, L]`` (+ ``attention_mask[B, L]``) ->
+    per-position logits ``[B, L, V]`` (shift undone). Run as it is: no KV cache, no capture."""
 
-    The native module's calls hold no host synchronisation, so the loop may replay them as CUDA graphs
-    (``capturable``); the checkpoint's own code is run as it is.
-    """
-
-    def __init__(self, model: torch.nn.Module, mask_id: int, vocab_size: int, remote: bool):
+    def __init__(self, model: torch.nn.Module, mask_id: int, vocab_size: int):
         self.model = model
         self.mask_id = mask_id
         self.vocab_size = vocab_size
-        self.remote = remote
-        self.capturable = not remote
 
     @torch.no_grad()
     def __call__(self, tokens: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        positions = None if attention_mask is None else dream_positions(attention_mask)
-        if not self.remote:
-            return shift_logits(self.model(tokens, attention_mask=attention_mask, positions=positions).logits)
         if attention_mask is None:
             return shift_logits(self.model(tokens, "full", None).logits)
         # Dream's code takes a [B, 1, L, L] mask; hiding padded keys from every query equals its own mask on real rows
         keys = attention_mask.bool()[:, None, None, :].expand(-1, 1, tokens.shape[1], -1)
-        return shift_logits(self.model(tokens, keys, positions).logits)
+        return shift_logits(self.model(tokens, keys, dream_positions(attention_mask)).logits)
 
 
 def load(model_dir: Path, config: dict[str, Any], *, trust_remote_code: bool, device: torch.device,
@@ -63,7 +57,8 @@ def load(model_dir: Path, config: dict[str, Any], *, trust_remote_code: bool, de
         raise ConfigError(f"{model_dir} names no mask token (config mask_token_id or the tokenizer's mask token)")
     stops = stop_ids(tokenizer, config)
     return TextModel(
-        denoiser=DreamDenoiser(model, mask_id, config["vocab_size"], remote=impl == "remote"),
+        denoiser=(RemoteDreamDenoiser(model, mask_id, config["vocab_size"]) if impl == "remote"
+                  else CachedDream(model, mask_id, config["vocab_size"])),
         tokenizer=tokenizer,
         mask_id=mask_id,
         pad_id=pad_id(tokenizer, config, mask_id, stops),
