@@ -15,6 +15,8 @@ import json
 import time
 from pathlib import Path
 
+from sweep import plot_quality_vs_nfe, setting_row
+
 import mdsample
 
 GEN = 64
@@ -65,30 +67,13 @@ def run_setting(rule: str, overrides: dict, args: argparse.Namespace, index: int
         out=str(Path(args.runs) / f"{index:02d}-{rule}"),
         **{"domain.guidance": args.guidance, **extra, **overrides},
     )
-    nfe = result.nfe.double()
-    row = {"rule": rule, "settings": overrides, "n": args.n, "guidance": args.guidance,
-           "nfe_mean": float(nfe.mean()), "seconds": time.perf_counter() - start,
-           "sampling_s_per_1000": result.metrics["wall_s_total"] * 1000 / args.n}
-    row |= {k: result.metrics.get(k) for k in KEYS}
-    return row
+    return setting_row(rule, overrides, args.n, result, time.perf_counter() - start, KEYS, guidance=args.guidance)
 
 
 def plot(rows: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for rule in dict.fromkeys(r["rule"] for r in rows):
-        pts = sorted((r["nfe_mean"], r["fd_glyph"], r["accuracy"]) for r in rows if r["rule"] == rule)
-        axes[0].plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=rule)
-        axes[1].plot([p[0] for p in pts], [p[2] for p in pts], "o-", label=rule)
-    axes[0].set(xlabel="mean NFE per image", ylabel="FD-glyph (lower is better)", xscale="log")
-    axes[1].set(xlabel="mean NFE per image", ylabel="classifier accuracy on the requested class", xscale="log")
-    axes[1].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    plot_quality_vs_nfe(rows, path, "mean NFE per image", [("fd_glyph", "FD-glyph (lower is better)"),
+                                                           ("accuracy", "classifier accuracy on the requested class")],
+                        xscale="log")
 
 
 def main() -> None:

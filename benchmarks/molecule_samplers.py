@@ -13,6 +13,8 @@ import json
 import time
 from pathlib import Path
 
+from sweep import plot_quality_vs_nfe, setting_row
+
 import mdsample
 
 GEN = 55
@@ -50,30 +52,12 @@ def run_setting(rule: str, overrides: dict, args) -> dict:
         out=str(Path(args.runs) / f"{rule}-{len(list(Path(args.runs).glob(rule + '-*')))}"),
         **{"domain.representation": args.representation, **dict(kv.split("=", 1) for kv in args.set), **overrides},
     )
-    seconds = time.perf_counter() - start
-    nfe = result.nfe.double()
-    row = {"rule": rule, "settings": overrides, "n": args.n, "nfe_mean": float(nfe.mean()),
-           "seconds": seconds, "sampling_s_per_1000": result.metrics["wall_s_total"] * 1000 / args.n}
-    row |= {k: result.metrics.get(k) for k in KEYS}
-    return row
+    return setting_row(rule, overrides, args.n, result, time.perf_counter() - start, KEYS)
 
 
 def plot(rows: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for rule in dict.fromkeys(r["rule"] for r in rows):
-        pts = sorted((r["nfe_mean"], r["validity"], r["fcd"]) for r in rows if r["rule"] == rule)
-        axes[0].plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=rule)
-        axes[1].plot([p[0] for p in pts], [p[2] for p in pts], "o-", label=rule)
-    axes[0].set(xlabel="mean NFE per molecule", ylabel="validity")
-    axes[1].set(xlabel="mean NFE per molecule", ylabel="FCD (lower is better)")
-    axes[1].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    plot_quality_vs_nfe(rows, path, "mean NFE per molecule",
+                        [("validity", "validity"), ("fcd", "FCD (lower is better)")])
 
 
 def main() -> None:
