@@ -19,19 +19,14 @@ from transformers import Qwen2Tokenizer
 from mdsample.errors import ConfigError
 from mdsample.models.cached import CachedDream
 from mdsample.models.dream import dream_positions, load_dream, shift_logits
-from mdsample.plugins.text.adapters.remote import IMPL_SWITCH, load_remote_model, require_trust
+from mdsample.plugins.text.adapters.remote import IMPL_SWITCH, RemoteDenoiser, load_remote_model, require_trust
 from mdsample.plugins.text.adapters.text_model import TextModel
 from mdsample.plugins.text.adapters.tokens import load_tokenizer, pad_id, stop_ids
 
 
-class RemoteDreamDenoiser:
-    """A checkpoint's own ``modeling_dream.py`` as a denoiser: ``tokens[B, L]`` (+ ``attention_mask[B, L]``) ->
-    per-position logits ``[B, L, V]`` (shift undone). Run as it is: no KV cache, no capture."""
-
-    def __init__(self, model: torch.nn.Module, mask_id: int, vocab_size: int):
-        self.model = model
-        self.mask_id = mask_id
-        self.vocab_size = vocab_size
+class RemoteDreamDenoiser(RemoteDenoiser):
+    """A checkpoint's own ``modeling_dream.py``: ``tokens[B, L]`` (+ ``attention_mask[B, L]``) -> per-position
+    logits ``[B, L, V]`` (shift undone)."""
 
     @torch.no_grad()
     def __call__(self, tokens: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:

@@ -15,18 +15,13 @@ import torch
 
 from mdsample.models.cached import CachedLean
 from mdsample.models.llada import MASK_ID, load_llada
-from mdsample.plugins.text.adapters.remote import IMPL_SWITCH, load_remote_model, require_trust
+from mdsample.plugins.text.adapters.remote import IMPL_SWITCH, RemoteDenoiser, load_remote_model, require_trust
 from mdsample.plugins.text.adapters.text_model import TextModel
 from mdsample.plugins.text.adapters.tokens import load_tokenizer, pad_id, stop_ids
 
 
-class RemoteLLaDADenoiser:
+class RemoteLLaDADenoiser(RemoteDenoiser):
     """LLaDA's own ``LLaDAModelLM``: ``tokens[B, L]`` (+ ``attention_mask[B, L]``) -> logits ``[B, L, V]``."""
-
-    def __init__(self, model: torch.nn.Module, mask_id: int, vocab_size: int):
-        self.model = model
-        self.mask_id = mask_id
-        self.vocab_size = vocab_size
 
     @torch.no_grad()
     def __call__(self, tokens: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:

@@ -26,6 +26,16 @@ IMPL_SWITCH = "domain.impl"
 """The option choosing how LLaDA / Dream run ("native" or "remote"), as the text domain names it."""
 
 
+class RemoteDenoiser:
+    """A model running its checkpoint's own code, held as a denoiser; subclasses speak the family's call. It is run
+    as it is: no KV cache and no CUDA-graph capture (foreign code may synchronise or branch on shapes)."""
+
+    def __init__(self, model: torch.nn.Module, mask_id: int, vocab_size: int):
+        self.model = model
+        self.mask_id = mask_id
+        self.vocab_size = vocab_size
+
+
 def require_trust(trust_remote_code: bool, what: str, alternative: str = "") -> None:
     """ConfigError unless the user allowed remote code; ``what`` names the checkpoint and why it needs code."""
     if not trust_remote_code:
