@@ -175,13 +175,13 @@ def test_molecule_study_on_a_tiny_model(monkeypatch, tmp_path, capsys):
     save_house_model(build_house_model(house_config(len(v), v.mask_id, v.pad_id, v.length, size="tiny")), model_dir)
     MoleculeDomain().save_assets(MoleculeOptions(), model_dir)
     study = {"n": 4, "overrides": {"domain.model": str(model_dir), "decode.steps": 8},
-             "domains": {"molecule": {"quality": {"metric": "fcd", "better": "lower"}}},
+             "domains": {"molecule": {"quality": {"metric": "FCD/Test", "better": "lower"}}},
              "samplers": ["confidence"]}
     path = write(tmp_path / "mol.yaml", study)
     try:
         assert main(["study", str(path), "--out", str(tmp_path / "out"), "--no-progress", "--device", "cpu"]) == 0
         records = lines(tmp_path / "out" / "results.jsonl")
-        assert len(records) == 1 and {"validity", "fcd", "novelty"} <= set(records[0]["metrics"])
+        assert len(records) == 1 and {"valid", "FCD/Test", "Novelty"} <= set(records[0]["metrics"])
         assert records[0]["nfe"]["max"] == 8
         assert main(["report", str(tmp_path / "out")]) == 0
         assert "fcd (lower is better)" in (tmp_path / "out" / "report.md").read_text()

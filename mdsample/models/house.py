@@ -25,11 +25,15 @@ from mdsample.errors import ConfigError, MissingFileError
 
 # hidden, layers, heads, GLU intermediate. "small": ~3.3M params + 257 per vocabulary entry, so float16 weights
 # stay under 8 MB for vocabularies up to ~2,700 tokens; "deep" (~3.5M) trades width for the depth that constraint
-# propagation (sudoku) needs; "tiny" (~90k params) exists for tests.
+# propagation (sudoku) needs; "base" (~7.55M) and "base_deep" (~7.3M) are the two shapes that fill a 16 MB float16
+# budget (the molecule models; which one wins is measured, see the molecule MODEL_CARD.md); "tiny" (~90k params)
+# exists for tests.
 SIZES: dict[str, tuple[int, int, int, int]] = {
     "tiny": (64, 2, 2, 128),
     "small": (256, 4, 4, 704),
     "deep": (192, 8, 6, 512),
+    "base": (320, 6, 5, 864),
+    "base_deep": (256, 9, 4, 704),
 }
 
 

@@ -26,6 +26,7 @@ def wheel(tmp_path):
         for split, smiles in SPLITS.items():
             zf.writestr(f"moses/dataset/data/{split}.csv.gz", gzip.compress(_csv(smiles)))
         zf.writestr("moses/metrics/mcf.csv", "names,smarts\nMCF1,[#6]=&!@[#6]-[#6]#[#7]\n")
+        zf.writestr("moses/metrics/wehi_pains.csv", '"[#7]-[#7]=[#7]"   ,"<regId=azo>"\n')
         zf.writestr("moses/other.py", "")
     return path
 
@@ -33,9 +34,9 @@ def wheel(tmp_path):
 def test_prepare_from_wheel_records_and_verifies_checksums(tmp_path, wheel):
     dest = tmp_path / "data"
     sums = data.prepare(dest, wheel=wheel)
-    assert set(sums) == {"train.csv.gz", "test.csv.gz", "test_scaffolds.csv.gz", "mcf.csv"}
+    assert set(sums) == {"train.csv.gz", "test.csv.gz", "test_scaffolds.csv.gz", "mcf.csv", "wehi_pains.csv"}
     assert data.load_split("test", dest) == MOSES_TEST
-    assert data.has_file("mcf.csv", dest) and not data.has_file("wehi_pains.csv", dest)
+    assert data.has_file("mcf.csv", dest) and not data.has_file("test_stats.npz", dest)
     (dest / "test.csv.gz").write_bytes(gzip.compress(_csv(["CCO"])))
     data._verified.cache_clear()
     with pytest.raises(DataNotPreparedError, match="checksum"):
@@ -101,8 +102,9 @@ def test_build_reference_from_prepared_data(tmp_path, wheel):
 
     dest, out = tmp_path / "data", tmp_path / "ref"
     data.prepare(dest, wheel=wheel)
-    build_reference(out=out, dest=dest, processes=1, fcd_sample=4, log=lambda _: None)
+    build_reference(steps=("vocab", "hashes", "filters"), out=out, dest=dest, processes=1, log=lambda _: None)
     assert Vocab.load(out / "vocab_smiles.json").length == 88  # the 80-carbon chain sets the length
     assert hashset.contains(hashset.load(out / "train_hashes.bin"), MOSES_TRAIN + ["CCO"]).tolist() == [1, 1, 0]
-    assert {p.name for p in out.iterdir()} >= {"fcd_test_stats.npz", "test_fps.npy", "test_fragments.tsv.gz",
-                                               "test_scaffolds.tsv.gz", "lengths.json", "vocab_selfies.json"}
+    assert {p.name for p in out.iterdir()} >= {"lengths.json", "vocab_selfies.json", "filters.csv.gz"}
+    with gzip.open(out / "filters.csv.gz", "rt") as f:  # MCF first, then PAINS with its padding kept, as MOSES reads it
+        assert f.read().splitlines() == ["name,smarts", "MCF1,[#6]=&!@[#6]-[#6]#[#7]", "<regId=azo>,[#7]-[#7]=[#7]   "]

@@ -26,7 +26,7 @@ def test_unconditional_run_with_a_tiny_random_model(tiny_model_dir, tmp_path):
     objects = domain.decode(result.tokens, initial)
     assert len(objects) == 8 and all(isinstance(o, str) for o in objects)
     metrics = domain.metrics(objects, options, initial)
-    assert 0.0 <= metrics["validity"] <= 1.0
+    assert 0.0 <= metrics["valid"] <= 1.0
     paths = domain.save(objects, tmp_path / "run", initial)
     lines = (tmp_path / "run" / "samples.smi").read_text().splitlines()
     assert paths[0].name == "samples.smi" and len(lines) == 8

@@ -11,11 +11,24 @@ from mdsample.plugins.molecule.reference import REFERENCE_DIR, train_hashes, voc
 from mdsample.plugins.molecule.vocab_build import canvas_length, coverage_of
 
 
-def test_files_are_small():
+def test_molecule_package_data_stays_within_56_mb():
+    from mdsample.plugins.molecule.domain import WEIGHTS_DIR
+
     files = [p for p in REFERENCE_DIR.iterdir() if p.is_file()]
-    assert len(files) >= 8
-    assert all(p.stat().st_size < 8 * 2**20 for p in files)
-    assert sum(p.stat().st_size for p in files) < 12 * 2**20
+    assert len(files) >= 14
+    weights = list(WEIGHTS_DIR.glob("*/model.safetensors"))
+    assert len(weights) == 2 and all(p.stat().st_size <= 16_000_000 for p in weights)
+    assert sum(p.stat().st_size for p in files + list(WEIGHTS_DIR.glob("*/*"))) <= 56_000_000
+
+
+@pytest.mark.parametrize("name,size", [("test", 176_074), ("testsf", 176_225)])
+def test_moses_reference_sets_are_whole(name, size):
+    from mdsample.plugins.molecule.reference import counts, fcd_stats, fingerprints
+
+    assert fingerprints(name).shape == (size, 1024)
+    mu, sigma = fcd_stats(name)
+    assert mu.shape == (512,) and sigma.shape == (512, 512)
+    assert len(counts("fragments", name)) > 10_000 and len(counts("scaffolds", name)) > 40_000
 
 
 @pytest.mark.parametrize("rep", ["smiles", "selfies"])

@@ -1,19 +1,21 @@
 """Rebuild the reference data shipped in ``reference/`` from prepared MOSES data (`mdsample data --build-reference`).
 
-Everything the metrics and the tokenizers need offline is derived here, deterministically (fixed seed), so anyone
-with the molsets wheel can reproduce the files and compare checksums:
+Everything the metrics and the tokenizers need offline is derived here, deterministically, from the molsets wheel,
+so anyone with it can reproduce the files and compare checksums:
 
 - ``vocab_smiles.json`` / ``vocab_selfies.json``: the special tokens, then every token of MOSES train, sorted; and
-  the canvas length (see ``vocab_build``).
-- ``lengths.json``: per representation, the histogram of token counts over MOSES train (for the coverage figures).
+  the canvas length (see ``vocab_build``). ``lengths.json``: the token-count histograms over MOSES train.
 - ``train_hashes.bin``: the novelty membership set of the (RDKit-canonical) MOSES train SMILES (see ``hashset``).
-- ``fcd_test_stats.npz``: ChemNet mean/covariance of a seeded subsample of MOSES test (ChemNet on CPU is slow).
-- ``test_fps.npy``: packed Morgan fingerprints of a seeded subsample of MOSES test, for SNN.
-- ``test_fragments.tsv.gz`` / ``test_scaffolds.tsv.gz``: BRICS-fragment and scaffold counts over all of MOSES test.
+- per MOSES reference set (``test``: Test, ``testsf``: TestSF), taken from MOSES's own precomputed statistics in
+  the wheel (``moses_stats``), whole, so that the metrics are MOSES's: ``fcd_<set>.npz`` (ChemNet ``mu``, ``sigma``),
+  ``fps_<set>.bin`` (the Morgan fingerprints of every molecule, ``fpstore``), ``fragments_<set>.tsv.gz`` and
+  ``scaffolds_<set>.tsv.gz`` (MOSES's counters, ``count<TAB>key``).
+- ``filters.csv.gz``: MOSES's filter SMARTS (its ``mcf.csv`` and ``wehi_pains.csv``, in MOSES's order).
 """
 
 from __future__ import annotations
 
+import csv
 import gzip
 import time
 from collections import Counter
@@ -22,16 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
-from mdsample.plugins.molecule import chem, hashset
-from mdsample.plugins.molecule.data import load_split
-from mdsample.plugins.molecule.metrics import fcd, fragments
-from mdsample.plugins.molecule.vocab_build import build_vocab, parallel_map
+from mdsample.plugins.molecule import fpstore, hashset, moses_stats
+from mdsample.plugins.molecule.data import load_split, prepared_file
+from mdsample.plugins.molecule.vocab_build import build_vocab
 
 REFERENCE_DIR = Path(__file__).parent / "reference"
-SEED = 0
-FCD_SAMPLE = 20_000
-SNN_SAMPLE = 10_000
-STEPS = ("vocab", "hashes", "fcd", "fps", "counts")
+STEPS = ("vocab", "hashes", "moses", "filters")
+FILTER_TABLES = ("mcf.csv", "wehi_pains.csv")
 
 
 def build_hashes(train: list[str], out: Path) -> None:
@@ -39,35 +38,32 @@ def build_hashes(train: list[str], out: Path) -> None:
     hashset.save(hashset.build(train), out / "train_hashes.bin")
 
 
-def _subsample(smiles: list[str], k: int) -> list[str]:
-    order = np.random.default_rng(SEED).permutation(len(smiles))[:k]
-    return [smiles[i] for i in order]
+def write_counts(counts: Counter[str], path: Path) -> None:
+    with gzip.open(path, "wt", compresslevel=9) as f:
+        f.writelines(f"{c}\t{k}\n" for k, c in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
-def build_fcd(test: list[str], out: Path, sample: int) -> None:
-    mu, sigma = fcd.stats(_subsample(test, sample))
-    np.savez_compressed(out / "fcd_test_stats.npz", mu=mu, sigma=sigma, n=len(_subsample(test, sample)))
+def build_moses_sets(out: Path, dest: Path | None) -> None:
+    """FCD statistics, fingerprints and fragment/scaffold counts of Test and TestSF, from MOSES's own files."""
+    for name, stats_file in moses_stats.SETS.items():
+        stats = moses_stats.load(prepared_file(stats_file, dest))
+        fcd = stats["FCD"]
+        np.savez_compressed(out / f"fcd_{name}.npz", mu=np.asarray(fcd["mu"]), sigma=np.asarray(fcd["sigma"]))
+        fpstore.save(np.asarray(stats["SNN"]["fps"], dtype=np.uint8), out / f"fps_{name}.bin")
+        write_counts(Counter(stats["Frag"]["frag"]), out / f"fragments_{name}.tsv.gz")
+        write_counts(Counter(stats["Scaf"]["scaf"]), out / f"scaffolds_{name}.tsv.gz")
 
 
-def build_fps(test: list[str], out: Path) -> None:
-    mols = [chem.to_mol(s) for s in _subsample(test, SNN_SAMPLE)]
-    np.save(out / "test_fps.npy", chem.pack_fps([chem.morgan(m) for m in mols if m is not None]))
-
-
-def _frags_and_scaffold(smiles: str) -> tuple[list[str], str | None]:
-    mol = chem.to_mol(smiles)
-    return ([], None) if mol is None else (fragments.fragments(mol), fragments.scaffold(mol))
-
-
-def build_counts(test: list[str], out: Path, processes: int) -> None:
-    frag, scaf = Counter(), Counter()
-    for f, s in parallel_map(_frags_and_scaffold, test, processes, chunksize=1024):
-        frag.update(f)
-        if s is not None:
-            scaf[s] += 1
-    for name, counts in (("test_fragments", frag), ("test_scaffolds", scaf)):
-        with gzip.open(out / f"{name}.tsv.gz", "wt", compresslevel=9) as f:
-            f.writelines(f"{c}\t{k}\n" for k, c in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+def build_filters(out: Path, dest: Path | None) -> None:
+    """One table ``name,smarts`` of MOSES's MCF then PAINS alerts (``wehi_pains.csv`` has no header: smarts, name)."""
+    with open(prepared_file("mcf.csv", dest), newline="") as f:
+        rows = [(r["names"], r["smarts"]) for r in csv.DictReader(f)]
+    with open(prepared_file("wehi_pains.csv", dest), newline="") as f:
+        rows += [(name, smarts) for smarts, name in csv.reader(f)]
+    with gzip.open(out / "filters.csv.gz", "wt", newline="", compresslevel=9) as f:
+        writer = csv.writer(f)
+        writer.writerow(["name", "smarts"])
+        writer.writerows(rows)
 
 
 def build_reference(
@@ -75,19 +71,16 @@ def build_reference(
     out: Path = REFERENCE_DIR,
     dest: Path | None = None,
     processes: int = 2,
-    fcd_sample: int = FCD_SAMPLE,
     log: Callable[[str], None] = print,
 ) -> None:
     """Run the named build steps (default: all) from the prepared data in ``dest`` into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     train = load_split("train", dest) if {"vocab", "hashes"} & set(steps) else []
-    test = load_split("test", dest) if {"fcd", "fps", "counts"} & set(steps) else []
     jobs = {
         "vocab": lambda: build_vocab(train, out, processes),
         "hashes": lambda: build_hashes(train, out),
-        "fcd": lambda: build_fcd(test, out, fcd_sample),
-        "fps": lambda: build_fps(test, out),
-        "counts": lambda: build_counts(test, out, processes),
+        "moses": lambda: build_moses_sets(out, dest),
+        "filters": lambda: build_filters(out, dest),
     }
     for step in steps:
         start = time.perf_counter()

@@ -2,13 +2,14 @@
 
 Why copy instead of installing molsets: ``pip install molsets`` pins pomegranate 0.12 and old numpy, which would
 break the environment; the wheel is just a zip, and its ``moses/dataset/data/*.csv.gz`` are the canonical MOSES
-splits. The wheel's ``*_stats.npz`` are pickled MOSES objects (unpickling them runs code and needs molsets), so they
-are not copied: the package ships its own reference statistics instead (see ``reference/README.md``). The MCF and
-PAINS SMARTS tables of the wheel's ``moses/metrics`` are copied because the filters metric uses the MCF table.
+splits. The wheel's ``*_stats.npz`` (MOSES's precomputed reference statistics) and the MCF and PAINS SMARTS tables
+of its ``moses/metrics`` are copied too: ``build_reference`` derives the shipped ``reference/`` files from them
+(the statistics are read by ``moses_stats``' restricted unpickler, which needs no molsets and runs no code).
 
 Layout of the data directory (``$MDSAMPLE_DATA/molecule``, else ``~/.cache/mdsample/molecule``)::
 
-    train.csv.gz  test.csv.gz  test_scaffolds.csv.gz  mcf.csv  wehi_pains.csv  manifest.json  encoded/*.npy
+    train.csv.gz  test.csv.gz  test_scaffolds.csv.gz  test_stats.npz  test_scaffolds_stats.npz  mcf.csv
+    wehi_pains.csv  manifest.json  encoded/*.npy
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from mdsample.errors import ConfigError, DataNotPreparedError, MissingFileError
 from mdsample.models.house import sha256_file
 
 SPLITS = ("train", "test", "test_scaffolds")
+STATS = ("test_stats.npz", "test_scaffolds_stats.npz")
 TABLES = ("mcf.csv", "wehi_pains.csv")
 WHEEL_DIRS = {"split": "moses/dataset/data/", "table": "moses/metrics/"}
 MANIFEST = "manifest.json"
@@ -65,6 +67,7 @@ def _from_wheel(wheel: Path, dest: Path) -> list[str]:
     with zipfile.ZipFile(wheel) as zf:
         names = set(zf.namelist())
         wanted = {f"{WHEEL_DIRS['split']}{s}.csv.gz": f"{s}.csv.gz" for s in SPLITS}
+        wanted |= {f"{WHEEL_DIRS['split']}{s}": s for s in STATS}
         wanted |= {f"{WHEEL_DIRS['table']}{t}": t for t in TABLES}
         for member, target in wanted.items():
             if member not in names:
@@ -91,7 +94,7 @@ def _from_csv_dir(folder: Path, dest: Path) -> list[str]:
         else:
             raise MissingFileError(f"{folder} lacks {split}.csv or {split}.csv.gz")
         written.append(f"{split}.csv.gz")
-    for table in TABLES:
+    for table in STATS + TABLES:
         if (folder / table).is_file():
             shutil.copyfile(folder / table, dest / table)
             written.append(table)

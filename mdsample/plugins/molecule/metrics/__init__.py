@@ -1,38 +1,47 @@
-"""The molecule metrics of one batch of samples, MOSES definitions (each module documents its own).
+"""The molecule metrics of one batch of samples: MOSES's metrics under MOSES's names, plus a few of our own.
 
-``compute`` takes the decoded strings (SMILES, or raw text for ill-formed rows) and returns a flat dict of floats.
-Every key is always present (``unique@1000`` / ``unique@10000`` only with that many valid samples), with NaN where
-a value is undefined (no samples, no valid ones, FCD with fewer than two), so tables line up across runs.
+``compute`` takes the decoded strings (SMILES, or raw text for ill-formed rows) and returns a flat dict of floats,
+every key always present, NaN where a value is undefined (no valid molecule, FCD with fewer than two, unique@k with
+fewer than k), so tables line up across runs. Keys with MOSES's names compute what molsets 0.3.1's
+``get_all_metrics`` computes, against MOSES's whole reference sets (``/Test`` and ``/TestSF``; see
+``reference/README.md``), as tests/molecule/test_moses_parity.py checks on fixed files:
+
+    valid, unique@1000, unique@10000, FCD/Test, SNN/Test, Frag/Test, Scaf/Test, FCD/TestSF, SNN/TestSF,
+    Frag/TestSF, Scaf/TestSF, IntDiv, IntDiv2, Filters, Novelty
+
+As in MOSES, everything after validity is computed on the canonical SMILES of the valid samples, duplicates kept.
+Our own keys: ``unique`` (distinct fraction of all valid samples) and the property summaries ``qed_mean`` ...
+``weight_std`` (MOSES instead reports Wasserstein distances of these properties to Test, which are not computed).
 """
 
 from __future__ import annotations
 
-from rdkit import Chem
-
 from mdsample.plugins.molecule import chem, reference
 from mdsample.plugins.molecule.metrics import basic, filters, fragments, properties, similarity
-from mdsample.plugins.molecule.metrics.fcd import fcd_to_test
+from mdsample.plugins.molecule.metrics.fcd import fcd_to_all
 
 UNIQUE_AT = (1000, 10000)
+SETS = {"test": "Test", "testsf": "TestSF"}
+"""Our reference-set names -> MOSES's metric suffixes."""
 
 
 def compute(samples: list[str | None], with_fcd: bool = True) -> dict[str, float]:
-    mols = [chem.to_mol(s) for s in samples]
-    valid = [m for m in mols if m is not None]
-    canonical = [Chem.MolToSmiles(m) for m in valid]
-    out = {
-        "validity": basic.validity(len(samples), len(valid)),
-        "unique": basic.uniqueness(canonical),
-    }
-    out |= {f"unique@{k}": basic.uniqueness(canonical, k) for k in UNIQUE_AT if len(canonical) >= k}
-    out["novelty"] = basic.novelty(canonical, reference.in_train)
-    if with_fcd:
-        out["fcd"] = fcd_to_test(canonical)
-    fps = [chem.morgan(m) for m in valid]
-    out["intdiv"] = similarity.internal_diversity(fps)
-    out["snn"] = similarity.nearest_neighbour_similarity(fps, reference.test_fingerprints())
-    out["frag"] = fragments.cosine(fragments.fragment_counts(valid), reference.counts("test_fragments"))
-    out["scaf"] = fragments.cosine(fragments.scaffold_counts(valid), reference.counts("test_scaffolds"))
-    out["filters"] = filters.fraction_passing(valid)
-    out["filters_mcf"] = float(bool(filters.mcf_patterns()))
-    return out | properties.summaries(valid)
+    canonical = [c for c in map(chem.canonical, samples) if c is not None]
+    mols = [m for m in map(chem.to_mol, canonical) if m is not None]
+    out = {"valid": basic.validity(len(samples), len(canonical))}
+    out |= {f"unique@{k}": basic.uniqueness(canonical, k) for k in UNIQUE_AT}
+    out["unique"] = basic.uniqueness(canonical)
+    fcd = fcd_to_all(canonical, tuple(SETS)) if with_fcd else {}
+    bits = chem.fingerprint_bits(mols)
+    frag, scaf = fragments.fragment_counts(mols), fragments.scaffold_counts(mols)
+    for name, suffix in SETS.items():
+        if with_fcd:
+            out[f"FCD/{suffix}"] = fcd[name]
+        out[f"SNN/{suffix}"] = similarity.nearest_neighbour_similarity(bits, reference.fingerprints(name))
+        out[f"Frag/{suffix}"] = fragments.cosine(frag, reference.counts("fragments", name))
+        out[f"Scaf/{suffix}"] = fragments.cosine(scaf, reference.counts("scaffolds", name))
+    out["IntDiv"] = similarity.internal_diversity(bits, p=1)
+    out["IntDiv2"] = similarity.internal_diversity(bits, p=2)
+    out["Filters"] = filters.fraction_passing(mols)
+    out["Novelty"] = basic.novelty(canonical, reference.in_train)
+    return out | properties.summaries(mols)

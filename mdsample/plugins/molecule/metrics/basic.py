@@ -1,8 +1,9 @@
 """Validity, uniqueness and novelty (MOSES definitions).
 
-- validity: fraction of all samples that RDKit parses and sanitizes into a non-empty molecule.
+- validity: fraction of all samples that are molecules (``chem.to_mol``), over every generated string.
 - uniqueness: fraction of distinct canonical SMILES among the valid samples; ``unique@k`` looks at the first k
-  valid samples only and is reported when there are at least k of them.
+  valid samples only. With fewer than k valid samples MOSES warns and reports the fraction over those it has;
+  here ``unique@k`` is NaN instead, so a number under that name always means k molecules.
 - novelty: fraction of the distinct valid canonical SMILES that are not in MOSES train.
 Each is NaN when its denominator is empty (no samples, or no valid ones), so an all-invalid batch never looks
 perfectly unique or novel.
@@ -20,7 +21,9 @@ def validity(n_total: int, n_valid: int) -> float:
 
 
 def uniqueness(canonical: list[str], k: int | None = None) -> float:
-    """Distinct fraction of ``canonical[:k]`` (all when k is None)."""
+    """Distinct fraction of ``canonical[:k]`` (all when k is None; NaN when there are fewer than k)."""
+    if k is not None and len(canonical) < k:
+        return NAN
     head = canonical if k is None else canonical[:k]
     return len(set(head)) / len(head) if head else NAN
 

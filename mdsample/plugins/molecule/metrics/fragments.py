@@ -46,9 +46,9 @@ def scaffold_counts(mols: Iterable[Chem.Mol]) -> Counter[str]:
     return Counter(s for s in map(scaffold, mols) if s is not None)
 
 
-def cosine(gen: Counter[str], ref: Counter[str], ref_norm: float | None = None) -> float:
-    """Cosine similarity of two count vectors; ``ref_norm`` overrides |ref| when ``ref`` is a truncated counter."""
-    ref_norm = math.sqrt(sum(v * v for v in ref.values())) if ref_norm is None else ref_norm
+def cosine(gen: Counter[str], ref: Counter[str]) -> float:
+    """Cosine similarity of two count vectors (MOSES's ``cos_similarity``)."""
+    ref_norm = math.sqrt(sum(v * v for v in ref.values()))
     gen_norm = math.sqrt(sum(v * v for v in gen.values()))
     if gen_norm == 0 or ref_norm == 0:
         return float("nan")

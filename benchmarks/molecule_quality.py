@@ -1,0 +1,178 @@
+"""MOSES quality vs NFE of every selection rule on the shipped molecule models, in two phases.
+
+``generate`` (GPU; needs no RDKit): for each setting of the grid, decode ``--n`` molecules with the domain's
+defaults plus the setting's overrides (the same resolved config ``mdsample`` uses), and write the raw strings, NFE
+per molecule and decode seconds into one ``.json.gz`` per representation, with the model's sha256, the temperature
+and the confidence mode of every setting. ``score`` (CPU): MOSES metrics of every setting (``metrics.compute``, the
+full test and scaffold-test references) into ``benchmarks/results/*.json``. ``table``: the markdown table.
+
+    python benchmarks/molecule_quality.py generate --representation smiles --n 10000 --out samples_smiles.json.gz
+    python benchmarks/molecule_quality.py score samples_smiles.json.gz --out results/molecule_quality_smiles.json
+    python benchmarks/molecule_quality.py table results/molecule_quality_*.json
+
+Why two phases: the device image has no RDKit and the scoring of 10,000 molecules is CPU work (ChemNet runs on the
+CPU at ~650 molecules/s; SNN against 176k fingerprints is one matrix product).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+GEN = 55
+"""Generation slots of the molecule canvas (56 minus the frozen BOS): ``steps=55`` is one token per step."""
+
+GRID: list[tuple[str, dict]] = [
+    ("confidence", {"decode.steps": GEN}),
+    ("confidence", {"decode.steps": 28}),
+    ("confidence", {"decode.steps": 14}),
+    ("random", {"decode.steps": GEN}),
+    ("random", {"decode.steps": GEN, "decode.temperature": 1.0}),
+    ("margin", {"decode.steps": GEN}),
+    ("entropy", {"decode.steps": GEN}),
+    ("maskgit", {"decode.steps": 14}),
+    ("klass", {"sampler.conf_threshold": 0.9, "sampler.kl_threshold": 0.005}),
+    ("klass", {"sampler.conf_threshold": 0.8, "sampler.kl_threshold": 0.01}),
+    ("klass", {"sampler.conf_threshold": 0.7, "sampler.kl_threshold": 0.02}),
+    ("klass", {"sampler.conf_threshold": 0.6, "sampler.kl_threshold": 0.05}),
+    ("med", {"sampler.entropy_threshold": 0.1}),
+    ("med", {"sampler.entropy_threshold": 0.3}),
+    ("med", {"sampler.entropy_threshold": 0.6}),
+    ("ar_med", {"sampler.entropy_threshold": 0.3}),
+    ("eb", {"sampler.gamma": 0.1}),
+    ("eb", {"sampler.gamma": 0.5}),
+    ("threshold", {"sampler.threshold": 0.9}),
+    ("threshold", {"sampler.threshold": 0.7}),
+]
+TEMPERATURES = (0.6, 0.8, 1.0)
+"""Temperatures swept for confidence (one token per step) and for the default KLASS setting."""
+
+
+def grid(temperatures: tuple[float, ...]) -> list[tuple[str, dict]]:
+    """The rule grid at the domain's default temperature, plus confidence and KLASS at each other temperature."""
+    extra = [(rule, {**over, "decode.temperature": t}) for t in temperatures
+             for rule, over in (GRID[0], GRID[9])]
+    return GRID + extra
+
+
+def generate(args: argparse.Namespace) -> None:
+    from mdsample import plugin_manager
+    from mdsample.api import batch_seed, resolve_device
+    from mdsample.config import options_of, resolve_config
+    from mdsample.core.loop import TokenChooser, decode
+    from mdsample.core.schedule import BlockSchedule
+    from mdsample.models.house import sha256_file
+    from mdsample.plugins.molecule.domain import WEIGHTS_DIR
+
+    domain = plugin_manager.load_domain("molecule")
+    device = resolve_device(args.device)
+    settings = []
+    denoiser = None
+    for rule_name, overrides in grid(tuple(args.temperatures)):
+        if args.rules and rule_name not in args.rules.split(","):
+            continue
+        cfg = resolve_config("molecule", rule_name, flags={"n": args.n, "domain.representation": args.representation,
+                                                           "domain.model": args.model, **overrides})
+        options = domain.Options(**options_of(cfg.domain))
+        if denoiser is None:
+            denoiser = domain.load_denoiser(options, device)
+        rule_cls = plugin_manager.get_rule(rule_name)
+        strings, nfe, seconds = [], [], 0.0
+        for b in range(math.ceil(args.n / args.batch_size)):
+            size = min(args.batch_size, args.n - b * args.batch_size)
+            initial = domain.initial_state(denoiser, options, size, device, offset=b * args.batch_size)
+            generator = torch.Generator(device=device).manual_seed(batch_seed(args.seed, b))
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            result = decode(denoiser, initial.state, rule_cls(rule_cls.Config(**options_of(cfg.sampler))),
+                            schedule=BlockSchedule(cfg.decode.steps, cfg.decode.block_length),
+                            chooser=TokenChooser(cfg.decode.temperature, cfg.decode.top_k, cfg.decode.top_p),
+                            generator=generator, confidence=cfg.decode.confidence)
+            seconds += time.perf_counter() - start
+            strings += domain.decode(result.tokens, initial)
+            nfe += result.nfe.cpu().tolist()
+        setting = {"rule": rule_name, "settings": overrides, "sampler": options_of(cfg.sampler),
+                   "temperature": cfg.decode.temperature, "confidence": cfg.decode.confidence,
+                   "steps": cfg.decode.steps, "n": args.n, "nfe_mean": sum(nfe) / len(nfe),
+                   "decode_s": seconds, "nfe": nfe, "samples": strings}
+        settings.append(setting)
+        print(f"{rule_name} {overrides}: nfe {setting['nfe_mean']:.1f}, {seconds:.1f} s", flush=True)
+    weights = Path(args.model or WEIGHTS_DIR / args.representation) / "model.safetensors"
+    report = {"representation": args.representation, "model": str(args.model or "shipped"),
+              "model_sha256": sha256_file(weights), "device": torch.cuda.get_device_name(device)
+              if device.type == "cuda" else "cpu", "seed": args.seed, "batch_size": args.batch_size,
+              "settings": settings}
+    with gzip.open(args.out, "wt") as f:
+        json.dump(report, f)
+
+
+def score(args: argparse.Namespace) -> None:
+    from mdsample.plugins.molecule.metrics import compute
+
+    with gzip.open(args.samples, "rt") as f:
+        report = json.load(f)
+    rows = []
+    # KLASS and confidence first: they set the defaults, and a long scoring run may be cut short
+    for setting in sorted(report.pop("settings"), key=lambda s: s["rule"] not in ("klass", "confidence")):
+        start = time.perf_counter()
+        metrics = compute(setting.pop("samples"))
+        nfe = setting.pop("nfe")
+        rows.append(setting | {"nfe_p90": sorted(nfe)[int(0.9 * (len(nfe) - 1))], "metrics": metrics,
+                               "score_s": time.perf_counter() - start})
+        print(json.dumps(rows[-1]), flush=True)
+        Path(args.out).write_text(json.dumps(report | {"rows": rows}, indent=2))
+
+
+COLUMNS = ("valid", "unique@10000", "Novelty", "FCD/Test", "SNN/Test", "Frag/Test", "Scaf/Test", "IntDiv",
+           "Filters")
+
+
+def table(args: argparse.Namespace) -> None:
+    print("| repr | rule | settings | T | NFE | " + " | ".join(COLUMNS) + " |")
+    print("|" + "---|" * (5 + len(COLUMNS)))
+    for path in args.results:
+        report = json.loads(Path(path).read_text())
+        for row in report["rows"]:
+            settings = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in row["settings"].items()
+                                 if k != "decode.temperature")
+            values = " | ".join(_fmt(row["metrics"].get(c)) for c in COLUMNS)
+            print(f"| {report['representation']} | {row['rule']} | {settings} | {row['temperature']} | "
+                  f"{row['nfe_mean']:.1f} | {values} |")
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None or value != value else f"{value:.3f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    gen = sub.add_parser("generate")
+    gen.add_argument("--representation", default="smiles", choices=["smiles", "selfies"])
+    gen.add_argument("--model", default=None, help="model directory (default: the shipped one)")
+    gen.add_argument("--n", type=int, default=10000)
+    gen.add_argument("--batch-size", type=int, default=10000)
+    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--device", default="auto")
+    gen.add_argument("--temperatures", type=float, nargs="*", default=list(TEMPERATURES))
+    gen.add_argument("--rules", default=None, help="comma list to restrict the grid")
+    gen.add_argument("--out", required=True)
+    sc = sub.add_parser("score")
+    sc.add_argument("samples")
+    sc.add_argument("--out", required=True)
+    tb = sub.add_parser("table")
+    tb.add_argument("results", nargs="+")
+    args = parser.parse_args()
+    {"generate": generate, "score": score, "table": table}[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
