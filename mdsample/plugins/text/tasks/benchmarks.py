@@ -189,11 +189,13 @@ def load_items(bench: Benchmark, data: str | None) -> list[Item]:
     source = data or bench.hub[0]
     if not rows:
         raise ConfigError(f"{source} holds no rows for task {bench.name!r}")
+    names = [c.replace("|", " or ") for c in bench.columns]
     for n, row in enumerate(rows):
-        missing = [c for c in bench.columns if not any(a in row for a in c.split("|"))]
+        missing = [name for c, name in zip(bench.columns, names, strict=True)
+                   if not any(a in row for a in c.split("|"))]
         if missing:
-            raise ConfigError(f"{source}: row {n} lacks column {missing[0].replace('|', ' or ')!r}; task "
-                              f"{bench.name!r} needs columns {', '.join(c.replace('|', ' or ') for c in bench.columns)}")
+            raise ConfigError(f"{source}: row {n} lacks column {missing[0]!r}; task {bench.name!r} needs columns "
+                              f"{', '.join(names)}")
     return [bench.item(row, i) for i, row in enumerate(rows)]
 
 
