@@ -1,0 +1,59 @@
+"""Studies over the benchmark tasks: the shipped ``reasoning`` study's cells, and a small study run end to end on a
+tiny LLaDA with grid bundles and per-task sampler settings."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mdsample.cli import main
+from mdsample.errors import ConfigError
+from mdsample.study import expand, load_study
+from mdsample.study.command import study_file
+from mdsample.study.spec import parse_study
+from tests.text.test_adapters_support import tiny_llada_dir
+from tests.text.test_benchmarks import GSM8K, write_jsonl
+
+LLADA, DREAM = "GSAI-ML/LLaDA-8B-Instruct", "Dream-org/Dream-v0-Instruct-7B"
+
+
+def test_the_shipped_reasoning_study_has_the_klass_protocol():
+    cells = expand(load_study(study_file("reasoning")), {"device": "cpu"})
+    assert len(cells) == 4 * 3 * 2  # tasks x samplers x models
+    klass = {(c.task, c.config.domain.model): (c.config.sampler.conf_threshold, c.config.sampler.kl_threshold)
+             for c in cells if c.sampler == "klass"}
+    assert klass[("gsm8k", LLADA)] == (0.6, 0.015) and klass[("math500", DREAM)] == (0.9, 0.005)
+    assert klass[("humaneval", DREAM)] == (0.8, 0.001) and klass[("mbpp", LLADA)] == (0.7, 0.01)
+    for cell in cells:
+        llada = cell.config.domain.model == LLADA
+        assert cell.config.decode.block_length == (64 if llada else None)
+        assert (cell.config.decode.steps, cell.config.domain.gen_length, cell.config.decode.temperature) == (256, 256, 0)
+    assert {c.task: c.config.n for c in cells} == {"gsm8k": 1319, "math500": 500, "humaneval": 164, "mbpp": 257}
+
+
+def test_a_sampler_task_that_no_domain_runs_is_an_error():
+    raw = {"domains": {"text": {"quality": {"metric": "accuracy"}, "tasks": ["gsm8k"]}},
+           "samplers": {"klass": {"tasks": {"mbpp": {"overrides": {"sampler.kl_threshold": 0.1}}}}}}
+    with pytest.raises(ConfigError, match="samplers.klass.tasks names 'mbpp'"):
+        expand(parse_study(raw, "s.yaml", "s"))
+    raw["samplers"]["klass"] = {"grid": {"model": [{"domain.model": "a"}, 3]}}
+    with pytest.raises(ConfigError, match="mixes mappings"):
+        parse_study(raw, "s.yaml", "s")
+
+
+def test_a_benchmark_study_runs_on_a_tiny_llada(tmp_path):
+    model = tiny_llada_dir(tmp_path / "llada")
+    data = write_jsonl(tmp_path / "gsm8k.jsonl", GSM8K)
+    study = tmp_path / "study.yaml"
+    study.write_text(json.dumps({
+        "name": "tiny", "n": 2, "overrides": {"domain.model": str(model), "domain.data": str(data),
+                                             "domain.gen_length": 8, "decode.steps": 8},
+        "domains": {"text": {"quality": {"metric": "accuracy"}, "tasks": ["gsm8k"]}},
+        "samplers": {"confidence": {}, "klass": {"tasks": {"gsm8k": {"grid": {"setting": [
+            {"sampler.conf_threshold": 0.6, "sampler.kl_threshold": 0.015},
+            {"sampler.conf_threshold": 0.9, "sampler.kl_threshold": 0.001}]}}}}}}))
+    assert main(["study", str(study), "--out", str(tmp_path / "out"), "--device", "cpu", "--no-progress"]) == 0
+    records = [json.loads(line) for line in (tmp_path / "out" / "results.jsonl").read_text().splitlines()]
+    assert len(records) == 3 and all("accuracy" in r["metrics"] for r in records)
+    assert {r["config"]["sampler"].get("kl_threshold") for r in records} == {None, 0.015, 0.001}
