@@ -57,3 +57,35 @@ def test_a_benchmark_study_runs_on_a_tiny_llada(tmp_path):
     records = [json.loads(line) for line in (tmp_path / "out" / "results.jsonl").read_text().splitlines()]
     assert len(records) == 3 and all("accuracy" in r["metrics"] for r in records)
     assert {r["config"]["sampler"].get("kl_threshold") for r in records} == {None, 0.015, 0.001}
+
+
+def test_torchrun_shards_a_code_benchmark_like_one_process(tmp_path):
+    """2 gloo processes decode and grade (in the sandbox) their own batches; rank 0's results equal one process's."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.text.test_benchmarks import HUMANEVAL
+
+    model = tiny_llada_dir(tmp_path / "llada")
+    rows = [{**HUMANEVAL, "task_id": f"HumanEval/{i}"} for i in range(5)]
+    data = write_jsonl(tmp_path / "he.jsonl", rows)
+    study = tmp_path / "study.yaml"
+    study.write_text(json.dumps({
+        "name": "he", "n": 5, "overrides": {"domain.model": str(model), "domain.data": str(data), "batch_size": 2,
+                                            "domain.gen_length": 4, "domain.allow_code_execution": True},
+        "domains": {"text": {"quality": {"metric": "pass@1"}, "tasks": ["humaneval"]}}, "samplers": ["klass"]}))
+
+    def samples(out):
+        key = json.loads((out / "results.jsonl").read_text())["key"]
+        return (out / "cells" / key / "samples.jsonl").read_text(), key
+
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m",
+               "mdsample.cli", "study", str(study), "--out", str(tmp_path / "two"), "--device", "cpu", "--no-progress"]
+    done = subprocess.run(command, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
+                          timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert main(["study", str(study), "--out", str(tmp_path / "one"), "--device", "cpu", "--no-progress"]) == 0
+    two, one = samples(tmp_path / "two"), samples(tmp_path / "one")
+    assert two == one and len(two[0].splitlines()) == 5
+    assert json.loads((tmp_path / "two" / "results.jsonl").read_text())["world_size"] == 2
