@@ -75,3 +75,21 @@ def test_off_unless_enabled(monkeypatch):
     require_enabled(True, "humaneval")
     monkeypatch.setenv(ENABLE_ENV, "1")
     require_enabled(False, "humaneval")
+
+
+def test_a_root_program_gets_a_pids_cgroup_that_is_removed(tmp_path):
+    from mdsample.plugins.text.tasks.sandbox import CGROUP_ROOTS, _pids_cgroup
+
+    probe = _pids_cgroup(f"mdsample-probe-{os.getpid()}", 1) if os.geteuid() == 0 else None
+    if probe is None:
+        pytest.skip("needs root and a writable pids cgroup hierarchy")
+    probe.rmdir()
+    program = ("import os\n"
+               "lines = open('/proc/self/cgroup').read().splitlines()\n"
+               "path = next(l.split(':', 2)[2] for l in lines if ':pids:' in l or l.startswith('0::'))\n"
+               f"files = [r + path + '/pids.max' for r in {[str(r) for r in CGROUP_ROOTS]!r}]\n"
+               "limit = next(open(f).read() for f in files if os.path.exists(f))\n"
+               "assert limit.strip() == '7', limit\n")
+    assert run_program(program, Limits(wall_s=3.0, processes=7)).passed
+    left = [p for root in CGROUP_ROOTS if root.is_dir() for p in root.iterdir() if p.name.startswith("mdsample-exec-")]
+    assert not left

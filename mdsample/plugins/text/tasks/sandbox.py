@@ -6,6 +6,8 @@ program runs in its own process:
 * in a fresh temporary directory (its working directory, ``HOME`` and ``TMPDIR``), removed afterwards;
 * as ``nobody`` when the grader runs as root (so it cannot touch the grader's files or signal its processes), in a
   new session whose whole process group is killed at the end;
+* in a pids cgroup of its own (``pids.max``) where one can be made (root, a writable cgroup hierarchy): the kernel
+  never applies RLIMIT_NPROC to root, so this is what caps a root program's processes; everything in it is killed;
 * with rlimits on CPU seconds, address space, file size and process count, and a wall-clock timeout;
 * in a new network namespace (no interfaces but a down loopback) where the kernel allows one to be made;
 * behind ``sandbox_guard``'s audit hook: no new processes, signals, ctypes, sockets or writes outside its directory;
@@ -27,6 +29,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +40,7 @@ ENABLE_ENV = "MDSAMPLE_ALLOW_CODE_EXECUTION"
 ENABLE_KEY = "domain.allow_code_execution=true"
 GUARD = (Path(__file__).with_name("sandbox_guard.py")).read_text()
 CLONE_NEWNET = 0x40000000
+CGROUP_ROOTS = (Path("/sys/fs/cgroup/pids"), Path("/sys/fs/cgroup"))  # cgroup v1 pids hierarchy, then v2
 TAIL = 2000
 
 
@@ -98,8 +102,47 @@ def _nobody() -> tuple[int, int] | None:
     return entry.pw_uid, entry.pw_gid
 
 
-def _confine(limits: Limits, user: tuple[int, int] | None) -> None:
-    """Runs in the child between fork and exec: network namespace, rlimits, then the unprivileged user."""
+def _pids_cgroup(name: str, limit: int) -> Path | None:
+    """A new cgroup allowing ``limit`` tasks, or None where no pids controller is writable."""
+    for root in CGROUP_ROOTS:
+        group = root / name
+        try:
+            group.mkdir()
+        except OSError:
+            continue
+        try:
+            (group / "pids.max").write_text(str(limit))
+            return group
+        except OSError:
+            group.rmdir()
+    return None
+
+
+def _empty_cgroup(group: Path) -> None:
+    """SIGKILL whatever is left in the cgroup (also processes that left the session), then remove it."""
+    for _ in range(100):
+        try:
+            pids = [int(p) for p in (group / "cgroup.procs").read_text().split()]
+        except OSError:
+            return
+        if not pids:
+            break
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.01)
+    try:
+        group.rmdir()
+    except OSError:
+        pass
+
+
+def _confine(limits: Limits, user: tuple[int, int] | None, group: Path | None) -> None:
+    """Runs in the child between fork and exec: cgroup, network namespace, rlimits, then the unprivileged user."""
+    if group is not None:
+        (group / "cgroup.procs").write_text("0")
     try:
         ctypes.CDLL(None, use_errno=True).unshare(CLONE_NEWNET)  # fails quietly where not permitted
     except OSError:
@@ -126,6 +169,7 @@ def run_program(source: str, limits: Limits = Limits()) -> Outcome:
     user = _nobody()
     workdir = Path(tempfile.mkdtemp(prefix="mdsample-exec-"))
     token = secrets.token_hex(16)
+    group = _pids_cgroup(workdir.name, limits.processes) if os.geteuid() == 0 else None
     try:
         (workdir / "program.py").write_text(source)
         if user is not None:
@@ -136,7 +180,8 @@ def run_program(source: str, limits: Limits = Limits()) -> Outcome:
         with open(workdir / ".stdout", "wb") as out, open(workdir / ".stderr", "wb") as err:
             proc = subprocess.Popen(
                 [sys.executable, "-I", "-B", "-c", GUARD, "program.py"], cwd=workdir, env=env, stdin=subprocess.PIPE,
-                stdout=out, stderr=err, start_new_session=True, preexec_fn=lambda: _confine(limits, user))
+                stdout=out, stderr=err, start_new_session=True,
+                preexec_fn=lambda: _confine(limits, user, group))
             try:
                 proc.stdin.write(f"{token}\n".encode())
                 proc.stdin.close()
@@ -156,6 +201,8 @@ def run_program(source: str, limits: Limits = Limits()) -> Outcome:
                 f"killed by {signal.Signals(-code).name}" if code is not None and code < 0 else "failed")
         return Outcome(status == "passed", status, detail.strip()[-TAIL:])
     finally:
+        if group is not None:
+            _empty_cgroup(group)
         shutil.rmtree(workdir, ignore_errors=True)
 
 
