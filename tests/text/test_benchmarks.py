@@ -137,3 +137,17 @@ def test_bad_inputs_exit_2_with_one_line(llada_dir, tmp_path, capsys, monkeypatc
         assert run_cli(*args, "--out", tmp_path / "r") == 2, message
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1, err
+
+
+def test_hub_data_goes_through_datasets_and_fails_offline_in_one_line(llada_dir, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    done = subprocess.run([sys.executable, "-m", "mdsample.cli", "--domain", "text", "--task", "gsm8k", "--model",
+                           str(llada_dir), "--device", "cpu", "--no-progress", "--out", str(tmp_path / "r")],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: cannot load openai/gsm8k (main, test) through datasets")
+    assert "domain.data=PATH.jsonl" in done.stderr and done.stderr.count("\n") == 1

@@ -28,7 +28,8 @@ def test_the_shipped_reasoning_study_has_the_klass_protocol():
     for cell in cells:
         llada = cell.config.domain.model == LLADA
         assert cell.config.decode.block_length == (64 if llada else None)
-        assert (cell.config.decode.steps, cell.config.domain.gen_length, cell.config.decode.temperature) == (256, 256, 0)
+        decode = cell.config.decode
+        assert (decode.steps, cell.config.domain.gen_length, decode.temperature) == (256, 256, 0)
     assert {c.task: c.config.n for c in cells} == {"gsm8k": 1319, "math500": 500, "humaneval": 164, "mbpp": 257}
 
 
