@@ -50,6 +50,36 @@ class RunResult:
 
 
 @dataclass(frozen=True)
+class Decoder:
+    """What every batch of a run decodes with: the config's rule, block schedule, token chooser and loop settings.
+
+    Shared by ``execute`` and the integrations (the lm-evaluation-harness model) so both decode alike.
+    """
+
+    cfg: DictConfig
+    rule: Any
+    schedule: BlockSchedule
+    chooser: TokenChooser
+
+    @classmethod
+    def from_config(cls, cfg: DictConfig) -> Decoder:
+        rule_cls = plugin_manager.get_rule(cfg.sampler.name)
+        return cls(cfg, rule_cls(rule_cls.Config(**options_of(cfg.sampler))),
+                   BlockSchedule(cfg.decode.steps, cfg.decode.block_length),
+                   TokenChooser(cfg.decode.temperature, cfg.decode.top_k, cfg.decode.top_p))
+
+    def __call__(self, denoiser: Any, state: MaskedState, conditioning: dict[str, torch.Tensor],
+                 generator: torch.Generator | None, callbacks: Sequence[Callback] = (),
+                 early_exit: EarlyExit | None = None) -> Any:
+        cfg = self.cfg
+        return decode(denoiser, state, self.rule, schedule=self.schedule, chooser=self.chooser,
+                      conditioning=conditioning, generator=generator,
+                      stats_dtype=getattr(torch, cfg.decode.stats_dtype), confidence=cfg.decode.confidence,
+                      callbacks=callbacks, early_exit=early_exit, cache=cfg.decode.cache,
+                      cache_refresh=cfg.decode.cache_refresh, capture=cfg.decode.capture)
+
+
+@dataclass(frozen=True)
 class Shard:
     """This process's share of a run: batches ``rank, rank + world, ...`` of it. The default is the whole run.
 
@@ -275,11 +305,8 @@ def execute(
     shard = shard or Shard()
     lead = shard.rank == 0
     domain = plugin_manager.load_domain(cfg.domain.name)
-    rule_cls = plugin_manager.get_rule(cfg.sampler.name)
     options = domain.Options(**options_of(cfg.domain))
-    rule = rule_cls(rule_cls.Config(**options_of(cfg.sampler)))
-    schedule = BlockSchedule(cfg.decode.steps, cfg.decode.block_length)
-    chooser = TokenChooser(cfg.decode.temperature, cfg.decode.top_k, cfg.decode.top_p)
+    decoder = Decoder.from_config(cfg)
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)  # for domains that draw weights at random
     denoiser = domain.load_denoiser(options, device)  # before the run directory: a bad model leaves no debris
@@ -304,11 +331,7 @@ def execute(
             early_exit = _early_exit(cfg, domain, initial)
             generator = torch.Generator(device=device).manual_seed(batch_seed(cfg.seed, b))
             start = time.perf_counter()
-            result = decode(denoiser, initial.state, rule, schedule=schedule, chooser=chooser,
-                            conditioning=initial.conditioning, generator=generator,
-                            stats_dtype=getattr(torch, cfg.decode.stats_dtype), confidence=cfg.decode.confidence,
-                            callbacks=observers, early_exit=early_exit, cache=cfg.decode.cache,
-                            cache_refresh=cfg.decode.cache_refresh, capture=cfg.decode.capture)
+            result = decoder(denoiser, initial.state, initial.conditioning, generator, observers, early_exit)
             wall += time.perf_counter() - start
             done.append(_Batch(b, domain.decode(result.tokens, initial), _cpu(result.state), result.tokens.cpu(),
                                result.nfe.cpu()))

@@ -21,7 +21,7 @@ from mdsample import plugin_manager
 from mdsample.api import resolve_device
 from mdsample.config import resolve_config
 from mdsample.errors import ConfigError, UnknownChoiceError
-from mdsample.study.spec import Level, Quality, Study
+from mdsample.study.spec import Level, Quality, Study, expand_point
 
 UNKEYED = ("out", "progress", "debug", "trace")
 
@@ -97,15 +97,22 @@ def expand(study: Study, extra: dict[str, Any] | None = None) -> list[Cell]:
     for sampler in study.samplers:
         plugin_manager.get_rule(sampler)  # UnknownChoiceError lists the registered ones
     cells: list[Cell] = []
+    studied = {task for domain in study.domains for task in _tasks(study, domain)}
+    for sampler, sampler_level in study.samplers.items():
+        stray = sorted(set(sampler_level.tasks) - studied)
+        if stray:
+            raise ConfigError(f"study {study.source!r}: samplers.{sampler}.tasks names {stray[0]!r}, which no domain "
+                              f"of the study runs ({', '.join(sorted(studied))})")
     for domain, entry in study.domains.items():
         for task, task_level in _tasks(study, domain).items():
             for sampler, sampler_level in study.samplers.items():
-                levels = (study.level, entry.level, task_level, sampler_level)
+                levels = (study.level, entry.level, task_level, sampler_level,
+                          sampler_level.tasks.get(task, Level()))
                 overrides = {k: v for level in levels for k, v in level.overrides.items()}
                 grid = {k: v for level in levels for k, v in level.grid.items()}
                 for point in _points(grid):
                     for seed in study.seeds:
-                        flags = {**overrides, **point, **extra, "domain.task": task, "seed": seed}
+                        flags = {**overrides, **expand_point(point), **extra, "domain.task": task, "seed": seed}
                         cells.append(_cell(study, domain, task, sampler, point, seed, entry.quality, flags))
     seen: dict[str, Cell] = {}
     for cell in cells:

@@ -14,14 +14,21 @@ Format (every section but ``domains`` and ``samplers`` optional)::
         tasks: [unconditional]                  # or {task: {overrides: ..., grid: ...}}; default: first task
         overrides: {...}
         grid: {...}
-    samplers:                      # a list of names, or name -> {overrides: ..., grid: ...}
+    samplers:                      # a list of names, or name -> {overrides: ..., grid: ..., tasks: ...}
       confidence: {grid: {decode.steps: [14, 28, 55]}}
       klass: {grid: {sampler.kl_threshold: [0.005, 0.02]}}
+      threshold: {tasks: {unconditional: {overrides: {sampler.threshold: 0.8}}}}   # this sampler on one task
 
-A cell's config is layered study < domain < task < sampler overrides, then its grid point (a grid key set at a
-more specific level replaces the less specific list), then ``key=value`` arguments of the command. ``null`` means
-"the default". The runner owns ``seed`` (from ``seeds``), ``out``, ``progress``, ``trace`` and ``debug``, and the
-study's structure owns ``domain.name``, ``sampler.name`` and ``domain.task``; setting them elsewhere is an error.
+A grid value may be a mapping of several keys set together (a *bundle*): ``grid: {model: [{domain.model: A,
+decode.block_length: 64}, {domain.model: B, decode.block_length: null}]}`` crosses two settings, not four; the
+grid key (``model``) only names the dimension. Settings that depend on a model, a task and a sampler at once (e.g.
+KLASS's published per-model, per-dataset thresholds) are bundles in ``samplers.<name>.tasks.<task>.grid``.
+
+A cell's config is layered study < domain < task < sampler < sampler-on-task overrides, then its grid point (a
+grid key set at a more specific level replaces the less specific list), then ``key=value`` arguments of the command.
+``null`` means "the default". The runner owns ``seed`` (from ``seeds``), ``out``, ``progress``, ``trace`` and
+``debug``, and the study's structure owns ``domain.name``, ``sampler.name`` and ``domain.task``; setting them
+elsewhere is an error.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ OWNED_KEYS = ("seed", "out", "progress", "trace", "debug", "domain.name", "sampl
 _TOP = ("name", "n", "seeds", "out", "overrides", "grid", "domains", "samplers")
 _DOMAIN = ("quality", "tasks", "overrides", "grid")
 _LEVEL = ("overrides", "grid")
+_SAMPLER = ("overrides", "grid", "tasks")
 _QUALITY = ("metric", "better")
 
 
@@ -62,6 +70,7 @@ class Level:
 
     overrides: dict[str, Any] = field(default_factory=dict)
     grid: dict[str, list[Any]] = field(default_factory=dict)
+    tasks: dict[str, Level] = field(default_factory=dict)  # a sampler's levels for single tasks
 
 
 @dataclass
@@ -128,13 +137,36 @@ def _grid(value: Any, where: str) -> dict[str, list[Any]]:
     for key, values in flat.items():
         if not isinstance(values, list) or not values:
             raise ConfigError(f"{where}.{key} must be a non-empty list of values, e.g. [16, 32], got {values!r}")
+        bundles = [isinstance(v, dict) for v in values]
+        if any(bundles) and not all(bundles):
+            raise ConfigError(f"{where}.{key} mixes mappings (bundles of keys) with plain values; use one kind")
+        if all(bundles):
+            flat[key] = [overrides(v, f"{where}.{key}[{i}]") for i, v in enumerate(values)]
     return flat
+
+
+def expand_point(point: dict[str, Any]) -> dict[str, Any]:
+    """A grid point as run-config keys: a bundle's keys are set together, its grid key itself names nothing."""
+    out: dict[str, Any] = {}
+    for key, value in point.items():
+        out.update(value if isinstance(value, dict) else {key: value})
+    return out
 
 
 def _level(value: Any, where: str, allowed: tuple[str, ...] = _LEVEL) -> Level:
     node = _mapping(value, where)
     _check_keys(node, allowed, where)
     return Level(overrides(node.get("overrides"), f"{where}.overrides"), _grid(node.get("grid"), f"{where}.grid"))
+
+
+def _sampler(value: Any, where: str) -> Level:
+    """A sampler's level, with its own levels for single tasks under ``tasks``."""
+    node = _mapping(value, where)
+    _check_keys(node, _SAMPLER, where)
+    level = _level({k: node[k] for k in _LEVEL if k in node}, where)
+    level.tasks = {task: _level(entry, f"{where}.tasks.{task}")
+                   for task, entry in _mapping(node.get("tasks"), f"{where}.tasks").items()}
+    return level
 
 
 def _named(value: Any, where: str) -> dict[str, Any]:
@@ -191,8 +223,8 @@ def parse_study(raw: dict[str, Any], source: str, default_name: str) -> Study:
                  for task, entry in _named(node.get("tasks"), f"{where}.domains.{dom}.tasks").items()}
         domains[dom] = DomainEntry(_quality(node.get("quality"), f"{where}.domains.{dom}.quality"), tasks,
                                    _level({k: node[k] for k in _LEVEL if k in node}, f"{where}.domains.{dom}"))
-    samplers = {s: _level(entry, f"{where}.samplers.{s}") for s, entry in _named(raw.get("samplers"),
-                                                                                  f"{where}.samplers").items()}
+    samplers = {s: _sampler(entry, f"{where}.samplers.{s}") for s, entry in _named(raw.get("samplers"),
+                                                                                    f"{where}.samplers").items()}
     if not domains or not samplers:
         raise ConfigError(f"{where} needs at least one entry under `domains:` and one under `samplers:`")
     return Study(name, source, _seeds(raw.get("seeds"), where), level, domains, samplers, raw.get("out"))

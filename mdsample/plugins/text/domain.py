@@ -1,7 +1,8 @@
 """The text domain: house reasoning models (sudoku, arithmetic) and any text MDM through the adapters.
 
-Tasks (``--task``): ``arithmetic`` (a reasoning-as-infilling template: prompt, reasoning slots, frozen ``#``,
-answer slots; supports ``--early-exit``) and ``sudoku`` (the grid, givens frozen). Without ``--prompt`` a run
+House tasks (``--task``): ``arithmetic`` (a reasoning-as-infilling template: prompt, reasoning slots, frozen ``#``,
+answer slots; supports ``--early-exit``) and ``sudoku`` (the grid, givens frozen). Benchmarks for hub models:
+``gsm8k``, ``math500``, ``humaneval``, ``mbpp`` (bench_run.py, tasks/benchmarks.py). Without ``--prompt`` a run
 draws held-out problems (``domain.split``, ``domain.problem_seed``), so every sampler of a study sees the same ones;
 with ``--prompt`` every sample solves that one problem. Outputs: ``samples.jsonl`` (prompt, completion, reasoning,
 answer, gold, correct, NFE per row) and ``decode_order.png`` (the step that committed each position, a few rows).
@@ -18,17 +19,19 @@ import torch
 from mdsample.core.denoiser import Denoiser
 from mdsample.domain import Domain, DomainOptions, Initial, TrainData
 from mdsample.errors import ConfigError, MissingFileError, UnknownChoiceError
-from mdsample.plugins.text import hub
+from mdsample.plugins.text import bench_run, hub
 from mdsample.plugins.text.adapters import TextModel
 from mdsample.plugins.text.hub import HubDenoiser
 from mdsample.plugins.text.tasks.arithmetic import ArithmeticTask
 from mdsample.plugins.text.tasks.base import Problem, Task
+from mdsample.plugins.text.tasks.benchmarks import BENCHMARKS, Benchmark, Item, load_items
 from mdsample.plugins.text.tasks.sudoku import SudokuTask
 from mdsample.plugins.text.vocab import CharVocab
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 VOCAB_FILE = "vocab.json"
 TASKS = ("arithmetic", "sudoku")
+ALL_TASKS = (*TASKS, *BENCHMARKS)
 SPLITS = ("test", "train")
 
 
@@ -39,8 +42,10 @@ class TextOptions(DomainOptions):
     the problems picked by ``trace_fraction`` keep their reasoning (the rest: answers alone, reasoning unobserved;
     see models/mdlm.py). ``data``: a jsonl of traces (``mdsample posterior``) to train on instead, keeping those
     whose ``score`` is at least ``min_score`` when it is set. Hub models (``model`` = a LLaDA / Dream / masked-LM
-    id or path): ``gen_length`` slots after a free ``prompt``, or a task template of ``reasoning_length`` and
-    ``answer_length`` tokens; ``impl`` is native (no remote code) or remote (needs ``trust_remote_code``)."""
+    id or path): ``gen_length`` slots after a free ``prompt`` (None: 128) or a benchmark's prompt (None: its own,
+    256), or a task template of ``reasoning_length`` and ``answer_length`` tokens; ``impl`` is native (no remote code)
+    or remote (needs ``trust_remote_code``). Benchmarks read ``data`` (jsonl / parquet) instead of the hub when set,
+    and the code ones run programs only with ``allow_code_execution`` (or MDSAMPLE_ALLOW_CODE_EXECUTION=1)."""
 
     givens: int = 36
     a_digits: int = 3
@@ -51,10 +56,11 @@ class TextOptions(DomainOptions):
     trace_fraction: float = 1.0
     data: str | None = None
     min_score: float | None = None
-    gen_length: int = 128
+    gen_length: int | None = None
     reasoning_length: int = 128
     answer_length: int = 16
     impl: str = "native"
+    allow_code_execution: bool = False
 
 
 @dataclass
@@ -66,6 +72,9 @@ class TextInitial(Initial):
     vocab: CharVocab | None = None
     hub: TextModel | None = None
     reasoning_length: int = 0
+    bench: Benchmark | None = None
+    items: list[Item] = field(default_factory=list)
+    allow_code: bool = False
 
 
 def make_task(options: TextOptions) -> Task:
@@ -74,7 +83,10 @@ def make_task(options: TextOptions) -> Task:
         return ArithmeticTask(options.a_digits, options.b_digits)
     if name == "sudoku":
         return SudokuTask(options.givens)
-    raise UnknownChoiceError("text task", name, list(TASKS))
+    if name in BENCHMARKS:
+        raise ConfigError(f"task {name!r} is a benchmark for hub models: give one with --model "
+                          "(e.g. GSAI-ML/LLaDA-8B-Instruct or Dream-org/Dream-v0-Instruct-7B)")
+    raise UnknownChoiceError("text task", name, list(ALL_TASKS))
 
 
 class TextDomain(Domain):
@@ -84,17 +96,21 @@ class TextDomain(Domain):
 
     def __init__(self) -> None:
         self._problems: dict[tuple, list[Problem]] = {}
+        self._items: dict[tuple, list[Item]] = {}
 
     def defaults(self) -> dict[str, Any]:
         return {"n": 100, "samplers": {"klass": {"conf_threshold": 0.9, "kl_threshold": 0.01}}}
 
     def tasks(self) -> list[str]:
-        return list(TASKS)
+        return list(ALL_TASKS)
 
     def load_denoiser(self, options: DomainOptions, device: torch.device) -> Denoiser:
         from mdsample.models.house import load_house_denoiser
 
         opts = _text_options(options)
+        bench = bench_run.benchmark(opts.task)
+        if bench is not None and opts.model is not None:
+            return self._bench_denoiser(bench, opts, device)
         task = make_task(opts)
         if opts.model is None:
             model_dir = WEIGHTS_DIR / task.name
@@ -114,6 +130,25 @@ class TextDomain(Domain):
         if (denoiser.vocab_size, denoiser.mask_id) != (len(vocab), vocab.mask_id):
             raise ConfigError(f"model {model_dir} does not use the house text vocabulary ({len(vocab)} symbols)")
         return denoiser
+
+    def _bench_denoiser(self, bench: Benchmark, opts: TextOptions, device: torch.device) -> HubDenoiser:
+        """A hub model for a benchmark: consent and data are checked before any weights are read."""
+        from mdsample.plugins.text.adapters import load_text_model
+        from mdsample.plugins.text.tasks.sandbox import require_enabled
+
+        if bench.code:
+            require_enabled(opts.allow_code_execution, bench.name)
+        self.items(bench, opts)
+        model = load_text_model(opts.model, trust_remote_code=opts.trust_remote_code, device=device, impl=opts.impl)
+        bench_run.require_chat(model, bench, opts.model)
+        return HubDenoiser(model)
+
+    def items(self, bench: Benchmark, options: TextOptions) -> list[Item]:
+        """Every problem of the benchmark (read once per data source)."""
+        key = (bench.name, options.data)
+        if key not in self._items:
+            self._items[key] = load_items(bench, options.data)
+        return self._items[key]
 
     def problems(self, options: TextOptions, offset: int, n: int) -> list[Problem]:
         """Problems ``offset .. offset + n - 1`` of the run's list (the same list for every sampler and batch)."""
@@ -148,10 +183,20 @@ class TextDomain(Domain):
         return TextInitial(canvas.state, {}, requests, canvas.answer, task=task, problems=problems, vocab=vocab)
 
     def _hub_state(self, model: TextModel, opts: TextOptions, n: int, device: torch.device, offset: int) -> Initial:
+        bench = bench_run.benchmark(opts.task)
+        if bench is not None:
+            everything = self.items(bench, opts)
+            if offset + n > len(everything):
+                raise ConfigError(f"task {bench.name!r} has {len(everything)} problems; lower n to at most that")
+            items = everything[offset : offset + n]
+            state, conditioning = bench_run.canvas(model, bench, items, opts.gen_length, device)
+            requests = [{"task": bench.name, "id": item.id} for item in items]
+            return TextInitial(state, conditioning, requests, None, hub=model, bench=bench, items=items,
+                               allow_code=opts.allow_code_execution)
         if opts.task is None:
             if not opts.prompt:
                 raise ConfigError("a hub text model needs --prompt TEXT (free generation) or --task NAME")
-            state, conditioning = hub.prompt_canvas(model, opts.prompt, n, opts.gen_length, device)
+            state, conditioning = hub.prompt_canvas(model, opts.prompt, n, opts.gen_length or 128, device)
             problems = [Problem(opts.prompt, "")] * n
             return TextInitial(state, conditioning, [{"prompt": opts.prompt}] * n, None, problems=problems, hub=model)
         task = make_task(opts)
@@ -164,6 +209,10 @@ class TextDomain(Domain):
 
     def decode(self, tokens: torch.Tensor, initial: Initial) -> list[dict[str, Any]]:
         assert isinstance(initial, TextInitial)
+        if initial.bench is not None:
+            assert initial.hub is not None
+            return bench_run.decode_rows(initial.hub, initial.bench, initial.items, tokens, initial.state.gen_start,
+                                         initial.allow_code)
         if initial.hub is not None:
             return hub.decode_rows(initial.hub, tokens, initial.state.gen_start, initial.answer, initial.task,
                                    initial.problems, initial.reasoning_length)
@@ -191,6 +240,9 @@ class TextDomain(Domain):
         return save_samples(objects, Path(run_dir), initial.state, labels)
 
     def metrics(self, objects: list[Any], options: DomainOptions, initial: Initial) -> dict[str, float]:
+        bench = bench_run.benchmark(getattr(options, "task", None))
+        if bench is not None and getattr(options, "model", None) is not None:
+            return bench_run.metrics(bench, objects)
         if objects and "correct" not in objects[0]:  # free generation: nothing to score
             return {"mean_chars": sum(len(o["completion"]) for o in objects) / len(objects)}
         if not objects:

@@ -47,15 +47,30 @@ class TextModel:
         if not prompts:
             raise ConfigError("no prompts to encode; give at least one")
         if chat:
-            if not getattr(self.tokenizer, "chat_template", None):
-                raise ConfigError(f"this {self.family or 'text'} model's tokenizer has no chat template; "
-                                  "encode the prompt without chat (a base model, or a masked LM)")
-            texts = [self.tokenizer.apply_chat_template([{"role": "user", "content": p}], add_generation_prompt=True,
-                                                        tokenize=False) for p in prompts]
-            rows = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
-        else:
-            encoded = self.tokenizer(list(prompts), add_special_tokens=self.add_special_tokens)["input_ids"]
-            rows = [[*self.prefix_ids, *row] for row in encoded]
+            return self.encode_chats([[{"role": "user", "content": p}] for p in prompts])
+        encoded = self.tokenizer(list(prompts), add_special_tokens=self.add_special_tokens)["input_ids"]
+        return self.left_pad([[*self.prefix_ids, *row] for row in encoded])
+
+    def encode_chats(self, conversations: list[list[dict[str, str]]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Conversations (lists of ``{"role", "content"}`` turns) through the chat template, ready for the
+        assistant's turn, as left-padded ids and attention mask."""
+        if not self.has_chat_template:
+            raise ConfigError(f"this {self.family or 'text'} model's tokenizer has no chat template; "
+                              "encode the prompt without chat (a base model, or a masked LM)")
+        texts = [self.tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False)
+                 for c in conversations]
+        return self.encode_rendered(texts)
+
+    def encode_rendered(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Texts that already carry their special tokens (a rendered chat template), left-padded."""
+        return self.left_pad(self.tokenizer(list(texts), add_special_tokens=False)["input_ids"])
+
+    @property
+    def has_chat_template(self) -> bool:
+        return bool(getattr(self.tokenizer, "chat_template", None))
+
+    def left_pad(self, rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token rows as ids [B, P] padded on the left with ``pad_id``, and their attention mask [B, P]."""
         width = max(len(row) for row in rows)
         ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros(len(rows), width, dtype=torch.long)
