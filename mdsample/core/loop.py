@@ -250,6 +250,10 @@ def decode(
     """
     if confidence not in CONFIDENCES:
         raise ConfigError(f"decode.confidence={confidence!r} is unknown; choose one of: {', '.join(CONFIDENCES)}")
+    if hasattr(denoiser, "open") and hasattr(denoiser, "canvas_length"):
+        return _decode_blocks(denoiser, state, rule, schedule=schedule, conditioning=conditioning or {},
+                              editing=editing, chooser=chooser, generator=generator, stats_dtype=stats_dtype,
+                              confidence=confidence, early_exit=early_exit, cache=cache)
     blocks = (schedule or BlockSchedule()).resolve(state.gen_length)
     self_conditioning = bool(getattr(denoiser, "self_conditioning", False))
     _check_modes(state, blocks, early_exit, editing, self_conditioning, cache)
@@ -374,3 +378,23 @@ def _check_modes(state: MaskedState, blocks: Blocks, early_exit: EarlyExit | Non
     if self_conditioning and (blocks.count > 1 or state.gen_start > 0 or cache != "none"):
         raise ConfigError("a self-conditioned denoiser reads the whole canvas's previous logits: decode one canvas "
                           "without prompt columns, blocks or KV cache (core.blocks does this per canvas)")
+
+
+def _decode_blocks(model, state: MaskedState, rule: Rule, *, early_exit: EarlyExit | None, cache: str,
+                   **options) -> DecodeResult:
+    """decode() of a block-diffusion model (core/blocks.py): the outer loop over canvases, each a decode of its own.
+
+    The model keeps its context in its own causal cache, so the loop's prefix / dual cache does not apply.
+    """
+    from mdsample.core.blocks import decode_state  # blocks.py runs decode() per canvas: import at call time
+
+    if early_exit is not None:
+        raise ConfigError("answer-block early exit needs the whole canvas in one decode; a block-diffusion model "
+                          "generates canvas by canvas: drop decode.early_exit")
+    if cache != "none":
+        raise ConfigError(f"decode.cache={cache} is for masked models; a block-diffusion model keeps its context in "
+                          "its own causal cache: use decode.cache=none")
+    start = time.perf_counter()
+    decode_state(model, state, rule, **options)
+    state.wall_s += time.perf_counter() - start
+    return DecodeResult(state.tokens, state.nfe, state.wall_s, state.commit_step, int(state.nfe.max()), state)

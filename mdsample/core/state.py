@@ -124,7 +124,8 @@ class MaskedState:
         return self.tokens[:, self.gen_start :]
 
 
-def noise(shape: tuple[int, ...], vocab_size: int, device: torch.device, generator: torch.Generator | None) -> torch.Tensor:
+def noise(shape: tuple[int, ...], vocab_size: int, device: torch.device,
+          generator: torch.Generator | None) -> torch.Tensor:
     """Uniform corruption's noise: token ids drawn uniformly from ``[0, vocab_size)`` (one ``randint`` call, so a
     loop that draws the same shapes in the same order as another sampler reproduces its draws)."""
     if vocab_size < 1:
