@@ -281,7 +281,7 @@ def build_llada2(cfg: LLaDA2Config, weights: dict[str, torch.Tensor] | None, dev
         missing, unexpected = model.load_state_dict(weights, strict=False)
         if missing or unexpected:
             raise ConfigError(f"LLaDA2 weights do not fit the native module: missing {missing[:3]}, "
-                              f"unexpected {unexpected[:3]}; load it with domain.impl=remote")
+                              f"unexpected {unexpected[:3]}; this checkpoint's layout is not LLaDA2.0 / 2.1's")
     return model.to(device=device, dtype=dtype).eval()
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from mdsample.core.denoiser import Denoiser
+from mdsample.core.loop import Editing
 from mdsample.domain import Domain, DomainOptions, Initial, TrainData
 from mdsample.errors import ConfigError, MissingFileError, UnknownChoiceError
 from mdsample.plugins.text import hub
@@ -40,7 +41,8 @@ class TextOptions(DomainOptions):
     see models/mdlm.py). ``data``: a jsonl of traces (``mdsample posterior``) to train on instead, keeping those
     whose ``score`` is at least ``min_score`` when it is set. Hub models (``model`` = a LLaDA / Dream / masked-LM
     id or path): ``gen_length`` slots after a free ``prompt``, or a task template of ``reasoning_length`` and
-    ``answer_length`` tokens; ``impl`` is native (no remote code) or remote (needs ``trust_remote_code``)."""
+    ``answer_length`` tokens; ``impl`` is native (no remote code) or remote (needs ``trust_remote_code``);
+    ``editing_threshold`` / ``max_post_steps`` turn on LLaDA2.1's post-mask editing (core.loop.Editing)."""
 
     givens: int = 36
     a_digits: int = 3
@@ -55,6 +57,8 @@ class TextOptions(DomainOptions):
     reasoning_length: int = 128
     answer_length: int = 16
     impl: str = "native"
+    editing_threshold: float | None = None
+    max_post_steps: int = 16
 
 
 @dataclass
@@ -106,8 +110,10 @@ class TextDomain(Domain):
             if not (model_dir / VOCAB_FILE).is_file():
                 from mdsample.plugins.text.adapters import load_text_model
 
-                return HubDenoiser(load_text_model(opts.model, trust_remote_code=opts.trust_remote_code,
-                                                   device=device, impl=opts.impl))
+                editing = None if opts.editing_threshold is None else Editing(opts.editing_threshold,
+                                                                               opts.max_post_steps)
+                return hub.hub_denoiser(load_text_model(opts.model, trust_remote_code=opts.trust_remote_code,
+                                                        device=device, impl=opts.impl, editing=editing))
         vocab = CharVocab()
         vocab.check(model_dir / VOCAB_FILE)
         denoiser = load_house_denoiser(model_dir, device)
@@ -136,7 +142,8 @@ class TextDomain(Domain):
         if opts.label is not None:
             raise ConfigError("the text domain has no classes; drop --class (use --task and --prompt)")
         if isinstance(denoiser, HubDenoiser):
-            return self._hub_state(denoiser.text_model, opts, n, device, offset)
+            return self._hub_state(denoiser.text_model, opts, n, device, offset,
+                                   blocks=isinstance(denoiser, hub.HubBlockDenoiser))
         task, vocab = make_task(opts), CharVocab()
         problems = self.problems(opts, offset, n)
         canvas = task.canvas(problems, vocab, device)
@@ -147,7 +154,8 @@ class TextDomain(Domain):
         requests = [{"task": task.name, "prompt": p.prompt} for p in problems]
         return TextInitial(canvas.state, {}, requests, canvas.answer, task=task, problems=problems, vocab=vocab)
 
-    def _hub_state(self, model: TextModel, opts: TextOptions, n: int, device: torch.device, offset: int) -> Initial:
+    def _hub_state(self, model: TextModel, opts: TextOptions, n: int, device: torch.device, offset: int,
+                   blocks: bool = False) -> Initial:
         if opts.task is None:
             if not opts.prompt:
                 raise ConfigError("a hub text model needs --prompt TEXT (free generation) or --task NAME")
@@ -156,9 +164,13 @@ class TextDomain(Domain):
             return TextInitial(state, conditioning, [{"prompt": opts.prompt}] * n, None, problems=problems, hub=model)
         task = make_task(opts)
         problems = self.problems(opts, offset, n)
+        requests = [{"task": task.name, "prompt": p.prompt} for p in problems]
+        if blocks:  # canvas by canvas: the question as a prompt, the answer read from the completion
+            state, conditioning = hub.question_canvas(model, task, problems, opts.reasoning_length + opts.answer_length,
+                                                      device)
+            return TextInitial(state, conditioning, requests, None, task=task, problems=problems, hub=model)
         state, answer, conditioning = hub.task_canvas(model, task, problems, opts.reasoning_length,
                                                       opts.answer_length, device)
-        requests = [{"task": task.name, "prompt": p.prompt} for p in problems]
         return TextInitial(state, conditioning, requests, answer, task=task, problems=problems, hub=model,
                            reasoning_length=opts.reasoning_length)
 
