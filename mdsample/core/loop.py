@@ -308,7 +308,7 @@ def decode(
                       first_block=int(host[2][open_rows].min()))
         state.nfe[rows] += 1
         win_tokens = tokens.gather(1, idx)
-        uncommitted = state.masked if full else state.masked[rows]
+        uncommitted = state.masked[rows]  # a copy: the uniform flags are updated in place below
         in_block = valid & (offsets < blocks.length)
         active = uncommitted.gather(1, idx) & in_block
         if self_conditioning:
