@@ -389,8 +389,10 @@ def _decode_blocks(model, state: MaskedState, rule: Rule, *, early_exit: EarlyEx
     from mdsample.core.blocks import decode_state  # blocks.py runs decode() per canvas: import at call time
 
     if early_exit is not None:
-        raise ConfigError("answer-block early exit needs the whole canvas in one decode; a block-diffusion model "
-                          "generates canvas by canvas: drop decode.early_exit")
+        why = "uses uniform corruption (no mask token to hold answer slots)" if model.corruption == "uniform" else \
+            "generates canvas by canvas (answer slots need the whole canvas in one decode)"
+        raise ConfigError(f"answer-block early exit does not apply: this block-diffusion model {why}; drop "
+                          "decode.early_exit")
     if cache != "none":
         raise ConfigError(f"decode.cache={cache} is for masked models; a block-diffusion model keeps its context in "
                           "its own causal cache: use decode.cache=none")

@@ -111,7 +111,7 @@ def run_cli(*args: str) -> int:
     return main([*args, "--no-progress", "--device", "cpu"])
 
 
-@pytest.mark.parametrize("sampler", ["klass", "med", "eb"])
+@pytest.mark.parametrize("sampler", ["klass"])
 def test_cli_free_prompt_on_llada2(llada2_dir, tmp_path, sampler):
     out = tmp_path / "run"
     assert run_cli("--domain", "text", "--model", str(llada2_dir), "--prompt", "the cat sat", "-n", "2",

@@ -124,10 +124,17 @@ def load(model_dir: Path, config: dict[str, Any], *, trust_remote_code: bool, de
     if impl != "native":
         raise ConfigError("DiffusionGemma runs through transformers' own classes, never remote code: use "
                           "domain.impl=native")
+    from transformers.utils import logging as hf_logging
+
+    shown = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # one line per run on stderr, not a loading bar
     try:
         model = DiffusionGemmaForBlockDiffusion.from_pretrained(str(model_dir), dtype=dtype).to(device)
     except (OSError, ValueError) as err:
         raise ConfigError(f"cannot load the DiffusionGemma checkpoint {model_dir} ({brief(err)})") from None
+    finally:
+        if shown:
+            hf_logging.enable_progress_bar()
     tokenizer = load_tokenizer(model_dir, trust_remote_code=False)
     stops = stop_ids(tokenizer, config.get("text_config") or config)
     return TextModel(
