@@ -13,6 +13,7 @@ transformers' ``generate``. ``reselect=None`` runs commit-once decode instead (d
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +52,9 @@ class GemmaCanvas:
             previous = self_conditioning.to(blocks.embedding_dtype)
             if not full:
                 previous = previous.new_zeros((batch, *previous.shape[1:])).index_copy(0, rows, previous)
-        logits = blocks.model(decoder_input_ids=canvas, cache=blocks.cache, self_conditioning_logits=previous,
-                              decoder_attention_mask=self.mask_mapping, decoder_position_ids=self.positions).logits
+        logits = blocks.model(decoder_input_ids=canvas, self_conditioning_logits=previous,
+                              decoder_attention_mask=self.mask_mapping, decoder_position_ids=self.positions,
+                              **{blocks.cache_keyword: blocks.cache}).logits
         return logits if full else logits[rows]
 
 
@@ -71,6 +73,9 @@ class GemmaBlocks:
         self.vocab_size = int(self.text_config.vocab_size)
         self.embedding_dtype = model.model.decoder.embed_tokens.weight.dtype
         self.reselect, self.stop_ids = reselect, stop_ids
+        # transformers 5.24 renamed the KV cache argument ``past_key_values`` (5.23) to ``cache``
+        decoder = inspect.signature(model.model.decoder.forward).parameters
+        self.cache_keyword = "cache" if "cache" in decoder else "past_key_values"
         self.cache = None
         self.cached = 0
         self.batch = 0
@@ -85,16 +90,17 @@ class GemmaBlocks:
         mask = attention_mask.bool()
         positions = torch.arange(self.cached, length, device=context.device).unsqueeze(0)
         encoder = self.model.model.encoder
+        cache = {self.cache_keyword: self.cache}
         mapping = encoder.create_masks_for_generate(
             config=self.model.config, inputs_embeds=torch.empty((batch, length - self.cached, 0), device=context.device,
                                                                 dtype=self.embedding_dtype),
-            attention_mask=mask, cache=self.cache, position_ids=positions)
-        encoder(input_ids=context[:, self.cached :].contiguous(), attention_mask=mapping, cache=self.cache,
-                position_ids=positions)
+            attention_mask=mask, position_ids=positions, **cache)
+        encoder(input_ids=context[:, self.cached :].contiguous(), attention_mask=mapping, position_ids=positions,
+                **cache)
         self.cached = length
         decoder_mask = self.model.model.decoder.create_diffusion_decoder_attention_mask(
             config=self.model.config, inputs_embeds=torch.empty((batch, self.canvas_length, 0), device=context.device),
-            cache=self.cache, decoder_attention_mask=F.pad(mask, (0, self.canvas_length), value=True))
+            decoder_attention_mask=F.pad(mask, (0, self.canvas_length), value=True), **cache)
         canvas_positions = torch.arange(length, length + self.canvas_length, device=context.device).unsqueeze(0)
         rows = torch.arange(batch, device=context.device)
         return GemmaCanvas(self, decoder_mask, canvas_positions), {"rows": rows}
