@@ -6,7 +6,8 @@ BlockRefinementScheduler whose ``step`` asks an mdsample rule which positions to
 MED, EB, ... unchanged::
 
     from mdsample.integrations.diffusers import RuleScheduler
-    pipe = LLaDA2Pipeline(model=model, scheduler=RuleScheduler("klass", {"conf_threshold": 0.6}), tokenizer=tok)
+    scheduler = RuleScheduler(rule="klass", rule_options={"conf_threshold": 0.6})
+    pipe = LLaDA2Pipeline(model=model, scheduler=scheduler, tokenizer=tok)
 
 Per step, as mdsample's own loop does it (core/loop.py): candidate tokens from the rule-independent TokenChooser
 (temperature / top-k / top-p; the mask token is never a candidate), the shared statistics (StepStats), the count of
@@ -50,11 +51,16 @@ def _rule(name: str, options: dict[str, Any] | None) -> Rule:
 
 
 class RuleScheduler(BlockRefinementScheduler):
-    """BlockRefinementScheduler with an mdsample rule choosing the committed positions (module docstring)."""
+    """BlockRefinementScheduler with an mdsample rule choosing the committed positions (module docstring).
+
+    Arguments are keyword-only: diffusers' config registration records positional arguments as defaults, so a
+    positional rule would be lost on ``save_config`` / ``from_config``.
+    """
 
     @register_to_config
     def __init__(
         self,
+        *,
         rule: str = "klass",
         rule_options: dict[str, Any] | None = None,
         block_length: int = 32,
