@@ -128,3 +128,11 @@ def test_cli_editing_on_a_family_without_it_exits_2(tmp_path, capsys):
                    "-n", "1", "domain.editing_threshold=0.5", "--out", str(tmp_path / "r"))
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "editing" in err[0]
+
+
+def test_cli_checkpoint_of_unknown_architecture_exits_2(tmp_path, capsys):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "mamba", "architectures": ["MambaForCausalLM"]}))
+    code = run_cli("--domain", "text", "--model", str(tmp_path), "--prompt", "the cat", "-n", "1", "--out",
+                   str(tmp_path / "r"))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "not a text model mdsample can sample" in err[0]
