@@ -129,7 +129,7 @@ class _EditPhase:
                                       edited.any(dim=1) & (post <= self.editing.max_post_steps))
 
 
-class _History:
+class KLHistory:
     """KLASS's memory for the window: log(p + eps) of the previous step and the last H KL values."""
 
     def __init__(self, batch: int, window: int, vocab: int, length: int, device: torch.device, dtype: torch.dtype):
@@ -263,7 +263,7 @@ def decode(
     progress = _Progress(state, blocks)
     window = blocks.length * (2 if rule.history and blocks.count > 1 else 1)
     offsets = torch.arange(window, device=device)
-    history: _History | None = None
+    history: KLHistory | None = None
     runner = StepRunner(capture, device, getattr(denoiser, "capturable", False))
     forward = StepForward(
         denoiser, state, mode=cache, refresh=cache_refresh, window=window, block_length=blocks.length,
@@ -320,7 +320,7 @@ def decode(
         kl_history = None
         if rule.history:
             if history is None:
-                history = _History(state.batch, window, out.window.shape[-1], rule.history, device, stats_dtype)
+                history = KLHistory(state.batch, window, out.window.shape[-1], rule.history, device, stats_dtype)
             kl_history = history.update(rows, stats)
         remaining = active.sum(dim=1)
         n0 = progress.n0[rows] if blocks.spread == "masked" else torch.full_like(remaining, blocks.length)

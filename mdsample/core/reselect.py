@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 
 from mdsample.core.denoiser import Denoiser
-from mdsample.core.loop import DecodeResult, _History
+from mdsample.core.loop import DecodeResult, KLHistory
 from mdsample.core.rules.base import Rule, StepContext, ensure_progress
 from mdsample.core.state import MaskedState, noise
 from mdsample.core.stats import StepStats
@@ -88,7 +88,7 @@ def refine(
     done = torch.zeros(batch, dtype=torch.bool, device=device)
     seen = torch.full((max(settings.stability, 1), batch, length), -1, dtype=torch.long, device=device)
     previous: torch.Tensor | None = None
-    history: _History | None = None
+    history: KLHistory | None = None
     taken = 0
     for step in range(steps):
         taken = step + 1
@@ -108,7 +108,7 @@ def refine(
         vars(stats).update(probs=probs, entropy=_entropy(scaled.float(), probs))
         kl_history = None
         if rule.history:
-            history = history or _History(batch, length, vocab, rule.history, device, torch.float32)
+            history = history or KLHistory(batch, length, vocab, rule.history, device, torch.float32)
             kl_history = history.update(torch.arange(batch, device=device), stats)
         k = torch.minimum(((step + 1) * n_free + steps - 1) // steps, n_free).clamp_min(1)
         ctx = StepContext(free, k, torch.full_like(k, step), steps, length, kl_history, generator)

@@ -28,7 +28,7 @@ from diffusers import BlockRefinementScheduler
 from diffusers.configuration_utils import register_to_config
 from diffusers.schedulers.scheduling_block_refinement import BlockRefinementSchedulerOutput
 
-from mdsample.core.loop import _History
+from mdsample.core.loop import KLHistory
 from mdsample.core.rules import BUILTIN_RULES, Rule, StepContext, ensure_progress
 from mdsample.core.schedule import tokens_this_step
 from mdsample.core.state import noise
@@ -74,13 +74,13 @@ class RuleScheduler(BlockRefinementScheduler):
         self.timesteps = torch.arange(num_inference_steps - 1, -1, -1, dtype=torch.long)
         self._transfer_schedule = None
         self._committed: torch.Tensor | None = None
-        self._history: _History | None = None
+        self._history: KLHistory | None = None
 
     def _reset(self, sample: torch.Tensor, vocab: int) -> None:
         self._committed = torch.zeros_like(sample, dtype=torch.bool)
         self._history = None
         if self.rule.history:
-            self._history = _History(sample.shape[0], sample.shape[1], vocab, self.rule.history, sample.device,
+            self._history = KLHistory(sample.shape[0], sample.shape[1], vocab, self.rule.history, sample.device,
                                      torch.float32)
 
     def step(
