@@ -157,17 +157,22 @@ def decode_state(model: BlockDenoiser, state: MaskedState, rule: Rule, *, schedu
     """decode() of a full canvas ``state`` (prompt then uncommitted slots) on a block-diffusion model, in place.
 
     The prompt is ``state.tokens[:, :gen_start]`` (its padding hidden by ``conditioning["attention_mask"]``); the
-    schedule's ``steps`` are spread evenly over the canvases and its ``block_length`` must be None or the canvas
-    length. ``options`` are decode_blocks' (chooser, generator, stats_dtype, confidence).
+    schedule's ``steps`` are spread evenly over the canvases (None: the model's ``default_steps`` per canvas, else one
+    token per step); its ``block_length`` must be None or the canvas length, unless the model is ``resizable`` (its
+    canvas length is a sampling choice, as LLaDA2's block length is). ``options`` are decode_blocks' (chooser,
+    generator, stats_dtype, confidence).
     """
     schedule = schedule or BlockSchedule()
     size = model.canvas_length
-    if schedule.block_length not in (None, size):
-        raise ConfigError(f"this block-diffusion model denoises canvases of {size} tokens; leave decode.block_length "
-                          f"unset or set it to {size}")
+    if schedule.block_length is not None and schedule.block_length != size:
+        if not getattr(model, "resizable", False):
+            raise ConfigError(f"this block-diffusion model denoises canvases of {size} tokens; leave "
+                              f"decode.block_length unset or set it to {size}")
+        size = model.canvas_length = schedule.block_length
     first = (state.gen_start // size) * size if model.aligned else state.gen_start
     count = -(-(state.length - first) // size)
-    steps = size if schedule.steps is None else max(1, schedule.steps // count)
+    default = getattr(model, "default_steps", None) or size
+    steps = default if schedule.steps is None else max(1, schedule.steps // count)
     mask = conditioning.get("attention_mask")
     result = decode_blocks(
         model, state.tokens[:, : state.gen_start], rule, gen_length=state.gen_length, steps=steps,

@@ -124,6 +124,7 @@ def test_the_loader_reads_a_diffusion_gemma_checkpoint(gemma_dir):
     loaded = load_text_model(str(gemma_dir), trust_remote_code=False, device=CPU)
     assert loaded.family == "diffusion_gemma" and loaded.mask_id == -1
     assert isinstance(loaded.denoiser, GemmaBlocks) and loaded.denoiser.reselect == Reselect()
+    assert loaded.denoiser.default_steps == 48  # transformers' default max_denoising_steps
     assert loaded.tokenizer.convert_tokens_to_ids("<end_of_turn>") in loaded.stop_ids
 
 
@@ -143,8 +144,8 @@ def test_cli_free_prompt_on_diffusion_gemma(gemma_dir, tmp_path, sampler):
 def test_cli_reasoning_task_on_diffusion_gemma(gemma_dir, tmp_path):
     out = tmp_path / "run"
     assert run_cli("--domain", "text", "--model", str(gemma_dir), "--task", "arithmetic", "-n", "2",
-                   "--sampler", "klass", "domain.reasoning_length=6", "domain.answer_length=2", "--out",
-                   str(out)) == 0
+                   "--sampler", "klass", "domain.reasoning_length=6", "domain.answer_length=2", "--steps", "6",
+                   "--out", str(out)) == 0
     rows = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
     assert all(r["gold"] and isinstance(r["correct"], bool) for r in rows)
 

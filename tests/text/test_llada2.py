@@ -119,6 +119,8 @@ def test_cli_free_prompt_on_llada2(llada2_dir, tmp_path, sampler):
                    str(out)) == 0
     rows = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
     assert len(rows) == 2 and all(r["prompt"] == "the cat sat" and r["nfe"] >= 1 for r in rows)
+    assert run_cli("--domain", "text", "--model", str(llada2_dir), "--prompt", "the cat", "-n", "1", "--sampler",
+                   sampler, "domain.gen_length=12", "--block-length", "4", "--out", str(tmp_path / "b4")) == 0
 
 
 def test_cli_editing_on_a_family_without_it_exits_2(tmp_path, capsys):

@@ -44,10 +44,18 @@ class HubBlockDenoiser(HubDenoiser):
     def __init__(self, text_model: TextModel):
         super().__init__(text_model)
         blocks = text_model.denoiser
-        self.corruption, self.aligned, self.canvas_length = blocks.corruption, blocks.aligned, blocks.canvas_length
-        for name in ("editing", "reselect", "spread", "stop_ids", "resizable"):
+        self.corruption, self.aligned = blocks.corruption, blocks.aligned
+        for name in ("editing", "reselect", "spread", "stop_ids", "resizable", "default_steps"):
             if hasattr(blocks, name):
                 setattr(self, name, getattr(blocks, name))
+
+    @property
+    def canvas_length(self) -> int:
+        return self.text_model.denoiser.canvas_length
+
+    @canvas_length.setter
+    def canvas_length(self, value: int) -> None:
+        self.text_model.denoiser.canvas_length = value
 
     def open(self, context: torch.Tensor, attention_mask: torch.Tensor):
         return self.text_model.denoiser.open(context, attention_mask)

@@ -66,8 +66,10 @@ class GemmaBlocks:
     aligned = False
     mask_id = NO_MASK
 
-    def __init__(self, model: torch.nn.Module, *, reselect: Reselect | None = None, stop_ids: tuple[int, ...] = ()):
+    def __init__(self, model: torch.nn.Module, *, reselect: Reselect | None = None, stop_ids: tuple[int, ...] = (),
+                 default_steps: int | None = None):
         self.model = model.eval()
+        self.default_steps = default_steps
         self.canvas_length = int(model.config.canvas_length)
         self.text_config = model.config.get_text_config(decoder=True)
         self.vocab_size = int(self.text_config.vocab_size)
@@ -106,8 +108,9 @@ class GemmaBlocks:
         return GemmaCanvas(self, decoder_mask, canvas_positions), {"rows": rows}
 
 
-def generation_settings(model: torch.nn.Module) -> Reselect:
-    """The checkpoint's own sampler settings (generation_config.json; transformers' defaults where unset)."""
+def generation_settings(model: torch.nn.Module) -> tuple[Reselect, int]:
+    """The checkpoint's own sampler settings and denoising steps per canvas (generation_config.json; transformers'
+    defaults where unset)."""
     from transformers.models.diffusion_gemma.generation_diffusion_gemma import DiffusionGemmaGenerationConfig
 
     defaults = DiffusionGemmaGenerationConfig._get_default_generation_params()
@@ -117,8 +120,9 @@ def generation_settings(model: torch.nn.Module) -> Reselect:
         value = getattr(given, name, None)
         return defaults[name] if value is None else value
 
-    return Reselect(t_max=float(pick("t_max")), t_min=float(pick("t_min")),
-                    stability=int(pick("stability_threshold")), confidence=pick("confidence_threshold"))
+    settings = Reselect(t_max=float(pick("t_max")), t_min=float(pick("t_min")),
+                        stability=int(pick("stability_threshold")), confidence=pick("confidence_threshold"))
+    return settings, int(pick("max_denoising_steps"))
 
 
 def load(model_dir: Path, config: dict[str, Any], *, trust_remote_code: bool, device: torch.device,
@@ -143,8 +147,9 @@ def load(model_dir: Path, config: dict[str, Any], *, trust_remote_code: bool, de
             hf_logging.enable_progress_bar()
     tokenizer = load_tokenizer(model_dir, trust_remote_code=False)
     stops = stop_ids(tokenizer, config.get("text_config") or config)
+    settings, steps = generation_settings(model)
     return TextModel(
-        denoiser=GemmaBlocks(model, reselect=generation_settings(model), stop_ids=stops),
+        denoiser=GemmaBlocks(model, reselect=settings, stop_ids=stops, default_steps=steps),
         tokenizer=tokenizer,
         mask_id=NO_MASK,
         pad_id=pad_id(tokenizer, config, NO_MASK, stops),
