@@ -38,13 +38,13 @@ from mdsample.errors import ConfigError
 
 @runtime_checkable
 class BlockDenoiser(Protocol):
-    """A block-diffusion model: ``open(context[B, P], attention_mask[B, P]) -> (Denoiser, conditioning)`` for the
-    canvas of ``canvas_length`` positions that follows the context.
+    """A block-diffusion model: ``open(context[B, P], attention_mask[B, P], fresh) -> (Denoiser, conditioning)``
+    for the canvas of ``canvas_length`` positions that follows the context.
 
     ``corruption`` is "absorbing" (canvas slots hold ``mask_id``) or "uniform" (they hold noise; ``mask_id`` -1);
     ``aligned`` says whether canvases tile absolute positions from 0 (LLaDA2) or start right after the prompt
     (DiffusionGemma). A model may keep the context in a causal KV cache between calls: every call extends the
-    previous context by the last canvas, or starts a new generation when the context is shorter.
+    previous context by the last canvas; ``fresh`` marks the first canvas of a generation (drop any cache).
 
     A model may also carry its family's sampling settings, which decode_state uses: ``editing`` (Editing or None),
     ``reselect`` (Reselect or None: run refine() instead of commit-once decode), ``spread`` and ``stop_ids``.
@@ -56,7 +56,7 @@ class BlockDenoiser(Protocol):
     canvas_length: int
     aligned: bool
 
-    def open(self, context: torch.Tensor, attention_mask: torch.Tensor) -> tuple[Denoiser, dict]: ...
+    def open(self, context: torch.Tensor, attention_mask: torch.Tensor, fresh: bool) -> tuple[Denoiser, dict]: ...
 
 
 @dataclass
@@ -116,7 +116,7 @@ def decode_blocks(
     ran = 0
     for index in range(count):
         start = first + index * size
-        denoiser, conditioning = model.open(x[:, :start], mask[:, :start])
+        denoiser, conditioning = model.open(x[:, :start], mask[:, :start], fresh=index == 0)
         carried = x[:, start:plen]
         slots = size - carried.shape[1]
         if model.corruption == "uniform":

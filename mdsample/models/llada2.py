@@ -14,7 +14,9 @@ scored by its two best experts), weights renormalised and scaled by ``routed_sca
 
 Attention follows the checkpoint's own code: a 2-D ``attention_mask[B, L]`` hides padded keys from every query (all
 positions attend to each other, as diffusers' LLaDA2Pipeline calls it); a 4-D boolean mask ``[B, 1, Q, K]`` is used
-as given (block-causal masks, as LLaDA2's own generate builds).
+as given (block-causal masks, as LLaDA2's own generate builds). A call can also attend to the cached keys/values
+of a context (``context``) and hand back its own (``keep``): LLaDA2's own generate caches the prompt and finished
+blocks that way, which the block-causal mode of the text adapter uses.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ from torch import nn
 
 from mdsample.errors import ConfigError
 from mdsample.models.lean import load_safetensors
+
+KV = tuple[torch.Tensor, torch.Tensor]
+"""One layer's keys and values, ``[B, kv_heads, positions, head_dim]`` each (after rotary)."""
 
 MASK_ID = 156895
 """LLaDA2's ``<|mask|>``, used when a config does not name ``mask_token_id``."""
@@ -175,7 +180,9 @@ class Attention(nn.Module):
             self.query_layernorm = RMSNorm(d, cfg.rms_norm_eps)
             self.key_layernorm = RMSNorm(d, cfg.rms_norm_eps)
 
-    def forward(self, x: torch.Tensor, rotary: tuple[torch.Tensor, torch.Tensor], mask: torch.Tensor | None):
+    def forward(self, x: torch.Tensor, rotary: tuple[torch.Tensor, torch.Tensor], mask: torch.Tensor | None,
+                past: KV | None = None) -> tuple[torch.Tensor, KV]:
+        """Attention of ``x`` over ``past`` keys/values (a cached context) and its own; returns its own too."""
         cfg = self.cfg
         b, n, _ = x.shape
         qkv = self.query_key_value(x).view(b, n, -1, cfg.head_dim).transpose(1, 2)
@@ -183,9 +190,10 @@ class Attention(nn.Module):
         if cfg.use_qk_norm:
             q, k = self.query_layernorm(q), self.key_layernorm(k)
         q, k = _rotate(q, *rotary), _rotate(k, *rotary)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
+        keys, values = (k, v) if past is None else (torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2))
+        out = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask,
                                              enable_gqa=cfg.num_key_value_heads != cfg.num_attention_heads)
-        return self.dense(out.transpose(1, 2).reshape(b, n, -1))
+        return self.dense(out.transpose(1, 2).reshape(b, n, -1)), (k, v)
 
 
 def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
@@ -205,9 +213,10 @@ class Layer(nn.Module):
         self.mlp = (MoE(cfg) if cfg.num_experts and index >= cfg.first_k_dense_replace
                     else MLP(cfg.hidden_size, cfg.intermediate_size))
 
-    def forward(self, x, rotary, mask):
-        x = x + self.attention(self.input_layernorm(x), rotary, mask)
-        return x + self.mlp(self.post_attention_layernorm(x))
+    def forward(self, x, rotary, mask, past: KV | None = None) -> tuple[torch.Tensor, KV]:
+        attended, kv = self.attention(self.input_layernorm(x), rotary, mask, past)
+        x = x + attended
+        return x + self.mlp(self.post_attention_layernorm(x)), kv
 
 
 class Backbone(nn.Module):
@@ -246,7 +255,11 @@ class LLaDA2(nn.Module):
         return self.lm_head.weight.dtype
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                position_ids: torch.Tensor | None = None, **_: Any) -> Output:
+                position_ids: torch.Tensor | None = None, context: list[KV] | None = None,
+                keep: list[KV] | None = None, **_: Any) -> Output:
+        """Logits of ``input_ids``; with ``context`` (per layer, the keys/values of earlier positions) every layer
+        also attends to those, and ``keep`` (a list) receives this call's keys/values per layer. A 4-D mask then
+        spans context + input keys."""
         b, n = input_ids.shape
         if position_ids is None:
             position_ids = torch.arange(n, device=input_ids.device).unsqueeze(0).expand(b, n)
@@ -255,8 +268,10 @@ class LLaDA2(nn.Module):
         x = self.model.word_embeddings(input_ids)
         rotary = (emb.cos().to(x.dtype).unsqueeze(1), emb.sin().to(x.dtype).unsqueeze(1))
         mask = _sdpa_mask(attention_mask, n)
-        for layer in self.model.layers:
-            x = layer(x, rotary, mask)
+        for i, layer in enumerate(self.model.layers):
+            x, kv = layer(x, rotary, mask, None if context is None else context[i])
+            if keep is not None:
+                keep.append(kv)
         return Output(self.lm_head(self.model.norm(x)).float())
 
 

@@ -58,8 +58,8 @@ def test_klass_keeps_its_kl_history_across_the_pipeline_steps(llada2):
     # KLASS commits every stable position at once: fewer steps than the schedule, which a KLASS that forgot its
     # history between calls (every KL against nothing, never stable) could not do
     assert klass_calls < len(calls)
-    own = decode_blocks(LLaDA2Blocks(model, mask_id, vocab, canvas_length=8), PROMPT, BUILTIN_RULES["klass"](**KLASS),
-                        gen_length=18, steps=8, spread="block")
+    full = LLaDA2Blocks(model, mask_id, vocab, canvas_length=8, context="full")  # the context as the pipeline reads it
+    own = decode_blocks(full, PROMPT, BUILTIN_RULES["klass"](**KLASS), gen_length=18, steps=8, spread="block")
     # the pipeline notices a finished block only after one more forward: one extra call for each of the 3 blocks
     assert torch.equal(tokens, own.generated()) and klass_calls == int(own.nfe) + 3
 

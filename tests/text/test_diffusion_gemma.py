@@ -89,7 +89,7 @@ def test_every_rule_runs_on_diffusion_gemma_both_ways(model, name):
 def test_commit_once_keeps_what_it_committed(model):
     """Under commit-once decoding (diffusers' uniform mode) the canvas ends exactly as its commits left it."""
     blocks = GemmaBlocks(model)
-    denoiser, conditioning = blocks.open(PROMPT, torch.ones_like(PROMPT))
+    denoiser, conditioning = blocks.open(PROMPT, torch.ones_like(PROMPT), fresh=True)
     g = torch.Generator().manual_seed(0)
     state = MaskedState.blank(1, 8, -1, corruption="uniform", vocab_size=blocks.vocab_size, generator=g)
     seen = []

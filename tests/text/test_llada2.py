@@ -42,7 +42,7 @@ def pipeline_tokens(pipe, mask_id, prompts, *, threshold, editing, gen_length=18
 def mdsample_tokens(model, mask_id, vocab, prompts, *, threshold, editing, rule=None, gen_length=18, block=8,
                     steps=8, floor="schedule"):
     edit = None if editing is None else Editing(editing, max_post_steps=3)
-    blocks = LLaDA2Blocks(model, mask_id, vocab, canvas_length=block, editing=edit)
+    blocks = LLaDA2Blocks(model, mask_id, vocab, canvas_length=block, editing=edit, context="full")
     rule = rule or BUILTIN_RULES["threshold"](threshold=threshold, floor=floor)
     return decode_blocks(blocks, prompts, rule, gen_length=gen_length, steps=steps, spread="block", editing=edit)
 
@@ -138,3 +138,32 @@ def test_cli_checkpoint_of_unknown_architecture_exits_2(tmp_path, capsys):
                    str(tmp_path / "r"))
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "not a text model mdsample can sample" in err[0]
+
+
+def block_causal(length: int, block: int) -> torch.Tensor:
+    blocks = torch.arange(length) // block
+    return (blocks.unsqueeze(0) <= blocks.unsqueeze(1)).view(1, 1, length, length)
+
+
+def test_the_cached_context_equals_block_causal_attention_over_the_whole_sequence(tiny):
+    model, mask_id, vocab, _ = tiny
+    blocks = LLaDA2Blocks(model, mask_id, vocab, canvas_length=4)
+    sequence = torch.randint(0, mask_id, (2, 16))
+    expected = model(sequence, attention_mask=block_causal(16, 4).expand(2, 1, 16, 16)).logits
+    for start in (0, 4, 12):  # the context grows canvas by canvas, each read once into the cache
+        canvas, conditioning = blocks.open(sequence[:, :start], torch.ones(2, start, dtype=torch.long),
+                                           fresh=start == 0)
+        got = canvas(sequence[:, start : start + 4], **conditioning)
+        torch.testing.assert_close(got, expected[:, start : start + 4], atol=1e-4, rtol=1e-4)
+    one_row = canvas(sequence[1:, 12:16], rows=torch.tensor([1]))
+    torch.testing.assert_close(one_row, expected[1:, 12:16], atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["klass", "med", "eb", "threshold"])
+def test_rules_run_on_the_cached_context_with_padding(tiny, name):
+    model, mask_id, vocab, _ = tiny
+    prompts = torch.tensor([[0, 0, 8, 9, 10, 11], [14, 15, 16, 17, 18, 19]])
+    result = decode_blocks(LLaDA2Blocks(model, mask_id, vocab, canvas_length=8), prompts, BUILTIN_RULES[name](),
+                           attention_mask=(prompts != 0).long(), gen_length=18, steps=8, spread="block",
+                           editing=Editing(0.5))
+    assert (result.generated() != mask_id).all() and torch.equal(result.tokens[:, :6], prompts)

@@ -42,7 +42,9 @@ class TextOptions(DomainOptions):
     whose ``score`` is at least ``min_score`` when it is set. Hub models (``model`` = a LLaDA / Dream / masked-LM
     id or path): ``gen_length`` slots after a free ``prompt``, or a task template of ``reasoning_length`` and
     ``answer_length`` tokens; ``impl`` is native (no remote code) or remote (needs ``trust_remote_code``);
-    ``editing_threshold`` / ``max_post_steps`` turn on LLaDA2.1's post-mask editing (core.loop.Editing)."""
+    ``editing_threshold`` / ``max_post_steps`` turn on LLaDA2.1's post-mask editing (core.loop.Editing);
+    ``block_context`` is how LLaDA2 reads the prompt and finished blocks: "cached" (block-causal, once, as its own
+    generate) or "full" (re-read every step, as diffusers' LLaDA2Pipeline)."""
 
     givens: int = 36
     a_digits: int = 3
@@ -59,6 +61,7 @@ class TextOptions(DomainOptions):
     impl: str = "native"
     editing_threshold: float | None = None
     max_post_steps: int = 16
+    block_context: str = "cached"
 
 
 @dataclass
@@ -113,7 +116,8 @@ class TextDomain(Domain):
                 editing = None if opts.editing_threshold is None else Editing(opts.editing_threshold,
                                                                                opts.max_post_steps)
                 return hub.hub_denoiser(load_text_model(opts.model, trust_remote_code=opts.trust_remote_code,
-                                                        device=device, impl=opts.impl, editing=editing))
+                                                        device=device, impl=opts.impl, editing=editing,
+                                                        block_context=opts.block_context))
         vocab = CharVocab()
         vocab.check(model_dir / VOCAB_FILE)
         denoiser = load_house_denoiser(model_dir, device)

@@ -57,8 +57,8 @@ class HubBlockDenoiser(HubDenoiser):
     def canvas_length(self, value: int) -> None:
         self.text_model.denoiser.canvas_length = value
 
-    def open(self, context: torch.Tensor, attention_mask: torch.Tensor):
-        return self.text_model.denoiser.open(context, attention_mask)
+    def open(self, context: torch.Tensor, attention_mask: torch.Tensor, fresh: bool):
+        return self.text_model.denoiser.open(context, attention_mask, fresh)
 
 
 def hub_denoiser(text_model: TextModel) -> HubDenoiser:

@@ -60,7 +60,7 @@ class GemmaCanvas:
 
 class GemmaBlocks:
     """A DiffusionGemmaForBlockDiffusion as a BlockDenoiser: uniform canvases right after the prompt; the context
-    goes through the encoder into a DynamicCache, each token once (a shorter context starts a new generation)."""
+    goes through the encoder into a DynamicCache, each token once (``fresh``: a new generation, a new cache)."""
 
     corruption = "uniform"
     aligned = False
@@ -83,11 +83,11 @@ class GemmaBlocks:
         self.batch = 0
 
     @torch.no_grad()
-    def open(self, context: torch.Tensor, attention_mask: torch.Tensor) -> tuple[GemmaCanvas, dict]:
+    def open(self, context: torch.Tensor, attention_mask: torch.Tensor, fresh: bool) -> tuple[GemmaCanvas, dict]:
         from transformers import DynamicCache
 
         batch, length = context.shape
-        if self.cache is None or length <= self.cached or batch != self.batch:
+        if fresh:
             self.cache, self.cached, self.batch = DynamicCache(config=self.text_config), 0, batch
         mask = attention_mask.bool()
         positions = torch.arange(self.cached, length, device=context.device).unsqueeze(0)

@@ -32,13 +32,15 @@ def load_text_model(
     dtype: torch.dtype | None = None,
     impl: str = "native",
     editing: Editing | None = None,
+    block_context: str = "cached",
 ) -> TextModel:
     """Load a LLaDA, Dream or masked-LM checkpoint (local directory or hub id) onto ``device``.
 
     ``dtype`` defaults to bfloat16 on CUDA (the released LLaDA / Dream weights are bf16) and float32 elsewhere.
     ``impl`` applies to LLaDA and Dream: "native" (default, no remote code) or "remote" (the checkpoint's code,
     only with ``trust_remote_code``); masked LMs and DiffusionGemma always run through transformers' classes, LLaDA2
-    through mdsample's native module. ``editing`` (post-mask editing) is for the families in EDITING_FAMILIES.
+    through mdsample's native module. ``editing`` (post-mask editing) is for the families in EDITING_FAMILIES;
+    ``block_context`` is how LLaDA2 reads its context ("cached": its own generate; "full": diffusers' pipeline).
     """
     if impl not in IMPLS:
         raise UnknownChoiceError("model implementation", impl, IMPLS)
@@ -53,5 +55,7 @@ def load_text_model(
             raise ConfigError(f"post-mask editing (domain.editing_threshold) needs a model trained for it (LLaDA2.1); "
                               f"{name_or_path} is a {family} checkpoint: leave domain.editing_threshold unset")
         extra["editing"] = editing
+    if family == "llada2":
+        extra["context"] = block_context
     return LOADERS[family](model_dir, config, trust_remote_code=trust_remote_code, device=device, dtype=dtype,
                            impl=impl, **extra)
