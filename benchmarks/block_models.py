@@ -3,8 +3,9 @@
 Item 6 of issue 20 (not run yet: it needs a GPU): DiffusionGemma-26B-A4B through transformers' own ``generate``
 (``eb`` rule, its accept-and-renoise sampler) and LLaDA2.0-mini through diffusers' ``LLaDA2Pipeline`` +
 ``BlockRefinementScheduler`` (``threshold`` rule, floor "schedule"), each next to mdsample's ``decode_blocks`` with
-the same settings, at batch 1 and 8. Per run: ``ms_per_step`` = wall-clock / denoiser calls (counted by a forward
-hook on the model, so the two sides are compared per forward, whatever their step counts), ``calls``, ``seconds``.
+the same settings, at batch 1 and 8 (LLaDA2 also with its cached block-causal context, ``mdsample_cached``).
+Per run: ``ms_per_step`` = wall-clock / denoiser calls (counted by a forward hook on the model, so the two sides are
+compared per forward, whatever their step counts), ``calls``, ``seconds``.
 Targets (issue 20): mdsample <= 1.05x the model's own step at batch 1, faster at batch 8.
 
 Shapes: without ``--config`` the built-in shapes below stand in for the checkpoints; they are this file's reading
@@ -102,9 +103,14 @@ def llada2(shape: dict, batch: int, device: torch.device, dtype: torch.dtype, ge
                              num_inference_steps=steps, temperature=0.0, threshold=0.95, editing_threshold=None,
                              eos_early_stop=False, mask_token_id=mask, output_type="seq"), calls, device)
     rule = BUILTIN_RULES["threshold"](threshold=0.95, floor="schedule")
-    ours = timed(lambda: decode_blocks(LLaDA2Blocks(model, mask, shape["vocab_size"], canvas_length=32), prompt,
-                                       rule, gen_length=gen, steps=steps, spread="block"), calls, device)
-    return {"model": "llada2", "batch": batch, "own": own, "mdsample": ours,
+
+    def run(context: str):
+        blocks = LLaDA2Blocks(model, mask, shape["vocab_size"], canvas_length=32, context=context)
+        return decode_blocks(blocks, prompt, rule, gen_length=gen, steps=steps, spread="block")
+
+    ours = timed(lambda: run("full"), calls, device)
+    cached = timed(lambda: run("cached"), calls, device)
+    return {"model": "llada2", "batch": batch, "own": own, "mdsample": ours, "mdsample_cached": cached,
             "ratio": ours["ms_per_step"] / own["ms_per_step"]}
 
 
