@@ -9,6 +9,7 @@ answer, gold, correct, NFE per row) and ``decode_order.png`` (the step that comm
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -110,7 +111,7 @@ class TextDomain(Domain):
                                        f"`mdsample train --domain text --task {task.name}` and pass it as --model")
         else:
             model_dir = Path(opts.model).expanduser()
-            if not (model_dir / VOCAB_FILE).is_file():
+            if not _house_vocab(model_dir / VOCAB_FILE):
                 from mdsample.plugins.text.adapters import load_text_model
 
                 editing = None if opts.editing_threshold is None else Editing(opts.editing_threshold,
@@ -269,6 +270,15 @@ def read_traces(path: str, task: Task, vocab: CharVocab, min_score: float | None
     if len(rows) < 2:
         raise ConfigError(f"{path} keeps {len(rows)} traces (min_score={min_score}); need at least 2 to train")
     return rows
+
+
+def _house_vocab(path: Path) -> bool:
+    """Whether ``path`` is a house model's vocab.json (``{"symbols": [...]}``); a hub tokenizer's vocab.json (Dream's
+    BPE vocabulary, token -> id) is not one."""
+    try:
+        return path.is_file() and "symbols" in json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
 
 
 def _text_options(options: DomainOptions) -> TextOptions:
