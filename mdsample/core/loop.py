@@ -12,9 +12,15 @@ Per step, for the rows that are not finished (finished rows are dropped from the
    ``stats_dtype``);
 4. for rules with history, update the per-position KL history and keep log(p + eps) for the next step, only for
    the window (ALGORITHMS.md, "Cost"), shifting it when a row's block advances;
-5. ask the rule which positions to commit, write their tokens, record the step and the NFE;
+5. ask the rule which positions to commit, write their tokens (and, with post-mask editing, replace committed tokens
+   the model now contradicts confidently), record the step and the NFE; under uniform corruption re-draw the noise of
+   the positions still uncommitted;
 6. with answer-block early exit (core/infill.py), finish the rows whose answer slots are settled.
 Rows advance through their blocks independently, so a batch gives exactly the row-by-row result.
+
+"Masked" means "not yet committed" throughout (MaskedState.masked): the same code serves absorbing and uniform
+corruption, and a denoiser that declares ``self_conditioning = True`` gets the previous step's logits back as the
+``self_conditioning`` conditioning tensor (None-free: absent at a canvas's first step).
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from mdsample.core.denoiser import Denoiser
 from mdsample.core.infill import EarlyExit
 from mdsample.core.rules.base import Rule, StepContext, ensure_progress
 from mdsample.core.schedule import Blocks, BlockSchedule, tokens_this_step
-from mdsample.core.state import MaskedState
+from mdsample.core.state import MaskedState, noise
 from mdsample.core.stats import CONFIDENCES, KL_EPS, StepStats
 from mdsample.core.tokens import TokenChooser
 from mdsample.errors import ConfigError
@@ -85,7 +91,45 @@ def _first_nonzero(counts: torch.Tensor) -> torch.Tensor:
     return (counts > 0).long().argmax(dim=1)
 
 
-class _History:
+@dataclass(frozen=True)
+class Editing:
+    """Post-mask editing (LLaDA2.1): at every step a committed, non-frozen position of the active block whose
+    proposed token differs from its own and has confidence > ``threshold`` takes the proposed token; once the block
+    has no masked position left the row keeps stepping while such edits happen, at most ``max_post_steps`` + 1
+    times (diffusers' LLaDA2Pipeline counts the same way). Any rule can be combined with it."""
+
+    threshold: float
+    max_post_steps: int = 16
+
+    def __post_init__(self) -> None:
+        if not self.threshold > 0:
+            raise ConfigError(f"decode.editing_threshold must be > 0 to edit (got {self.threshold}); leave it unset "
+                              "to disable editing")
+        if self.max_post_steps < 0:
+            raise ConfigError(f"decode.max_post_steps must be >= 0, got {self.max_post_steps}")
+
+
+class _EditPhase:
+    """Per-row post-mask editing state: post steps taken and whether the row's block is still open for edits."""
+
+    def __init__(self, editing: Editing, batch: int, steps: int, device: torch.device):
+        self.editing, self.steps = editing, steps
+        self.post = torch.zeros(batch, dtype=torch.long, device=device)
+        self.open = torch.zeros(batch, dtype=torch.bool, device=device)
+
+    def edits(self, stats: StepStats, x0: torch.Tensor, tokens: torch.Tensor, editable: torch.Tensor) -> torch.Tensor:
+        return editable & (x0 != tokens) & (stats.conf > self.editing.threshold)
+
+    def update(self, rows: torch.Tensor, had_masks: torch.Tensor, step: torch.Tensor, edited: torch.Tensor) -> None:
+        """After a step: a row that still had masks stays open while its block has steps left; a row in its post
+        phase stays open while it edits and has post steps left."""
+        post = self.post[rows] + (~had_masks).long()
+        self.post[rows] = post
+        self.open[rows] = torch.where(had_masks, step + 1 < self.steps,
+                                      edited.any(dim=1) & (post <= self.editing.max_post_steps))
+
+
+class KLHistory:
     """KLASS's memory for the window: log(p + eps) of the previous step and the last H KL values."""
 
     def __init__(self, batch: int, window: int, vocab: int, length: int, device: torch.device, dtype: torch.dtype):
@@ -126,16 +170,17 @@ def _subset(conditioning: dict[str, torch.Tensor], rows: torch.Tensor, batch: in
     return {k: v[rows] if torch.is_tensor(v) and v.shape[:1] == (batch,) else v for k, v in conditioning.items()}
 
 
-def _statistics(mask_id: int, chooser: TokenChooser, dtype: torch.dtype, confidence: str) -> Statistics:
+def _statistics(forbid: int | None, chooser: TokenChooser, dtype: torch.dtype, confidence: str) -> Statistics:
     """The statistics computed inside each (possibly captured) denoiser call: p, and x0 / conf unless x0 is drawn.
 
+    ``forbid`` is the mask id of an absorbing canvas (never a candidate token), None under uniform corruption.
     A drawing chooser takes the caller's generator, which stays outside the captured step, so it runs afterwards.
     """
     deterministic = getattr(chooser, "temperature", None) == 0
 
     def stats(window: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-        if mask_id < window.shape[-1]:
-            window[..., mask_id] = float("-inf")
+        if forbid is not None and 0 <= forbid < window.shape[-1]:
+            window[..., forbid] = float("-inf")
         x0 = chooser(window) if deterministic else None
         computed = StepStats(window, x0, dtype, confidence)
         return computed.probs, x0, None if x0 is None else computed.conf
@@ -191,6 +236,7 @@ def decode(
     cache: str = "none",
     cache_refresh: int = 0,
     capture: str = "auto",
+    editing: Editing | None = None,
 ) -> DecodeResult:
     """Fill every masked position of ``state`` (in place) with ``rule`` choosing positions and ``chooser`` tokens.
 
@@ -199,24 +245,33 @@ def decode(
     such a row is finished with its unneeded reasoning slots still masked (``state.exited``). ``cache`` (none, prefix,
     dual) reuses attention keys/values of a CachingDenoiser, refreshed at each row's block boundaries and every
     ``cache_refresh`` steps (0: only there); see core/cache.py. ``capture`` (auto, on, off) runs each step's
-    denoiser call and statistics as a CUDA graph; see core/capture.py.
+    denoiser call and statistics as a CUDA graph; see core/capture.py. ``editing`` turns on post-mask editing
+    (Editing); it needs one block per decode, as block diffusion gives each canvas (core/blocks.py).
     """
     if confidence not in CONFIDENCES:
         raise ConfigError(f"decode.confidence={confidence!r} is unknown; choose one of: {', '.join(CONFIDENCES)}")
+    if hasattr(denoiser, "open") and hasattr(denoiser, "canvas_length"):
+        return _decode_blocks(denoiser, state, rule, schedule=schedule, conditioning=conditioning or {},
+                              editing=editing, chooser=chooser, generator=generator, stats_dtype=stats_dtype,
+                              confidence=confidence, early_exit=early_exit, cache=cache)
     blocks = (schedule or BlockSchedule()).resolve(state.gen_length)
+    self_conditioning = bool(getattr(denoiser, "self_conditioning", False))
+    _check_modes(state, blocks, early_exit, editing, self_conditioning, cache)
     chooser = chooser or TokenChooser()
     conditioning = conditioning or {}
     device = state.tokens.device
     progress = _Progress(state, blocks)
     window = blocks.length * (2 if rule.history and blocks.count > 1 else 1)
     offsets = torch.arange(window, device=device)
-    history: _History | None = None
+    history: KLHistory | None = None
     runner = StepRunner(capture, device, getattr(denoiser, "capturable", False))
     forward = StepForward(
         denoiser, state, mode=cache, refresh=cache_refresh, window=window, block_length=blocks.length,
         answer=None if early_exit is None else early_exit.answer, runner=runner,
-        stats=_statistics(state.mask_id, chooser, stats_dtype, confidence),
+        stats=_statistics(None if state.uniform else state.mask_id, chooser, stats_dtype, confidence),
     )
+    phase = None if editing is None else _EditPhase(editing, state.batch, blocks.steps, device)
+    previous: torch.Tensor | None = None  # the last step's logits, for a self-conditioned denoiser
     if early_exit is not None:
         slots = early_exit.answer.shape[1]
         local_exit = EarlyExit(early_exit.gamma, torch.arange(slots, device=device).expand(state.batch, slots))
@@ -228,6 +283,8 @@ def decode(
     prev_rows = torch.zeros(0, dtype=torch.long)
     while True:
         state.finished = ~state.masked[:, state.gen_start :].any(dim=1) | state.exited
+        if phase is not None:
+            state.finished &= ~phase.open | state.exited
         due = forward.due(progress.block)
         host = torch.stack([(~state.finished).long(), due.long(), progress.block]).cpu()  # the step's one sync
         open_rows = host[0].nonzero().squeeze(1)
@@ -243,34 +300,53 @@ def decode(
         rel = progress.block[rows].unsqueeze(1) * blocks.length + offsets
         valid = rel < state.gen_length
         idx = state.gen_start + rel.clamp_max(state.gen_length - 1)
-        out = forward(tokens, _subset(conditioning, rows, state.batch, full), rows=rows, open_rows=open_rows,
+        cond = _subset(conditioning, rows, state.batch, full)
+        if previous is not None:
+            cond = {**cond, "self_conditioning": previous[rows]}
+        out = forward(tokens, cond, rows=rows, open_rows=open_rows,
                       idx=idx, valid=valid, due=due, due_host=host[1][open_rows].bool(),
                       first_block=int(host[2][open_rows].min()))
         state.nfe[rows] += 1
         win_tokens = tokens.gather(1, idx)
-        active = (win_tokens == state.mask_id) & valid & (offsets < blocks.length)
+        uncommitted = state.masked[rows]  # a copy: the uniform flags are updated in place below
+        in_block = valid & (offsets < blocks.length)
+        active = uncommitted.gather(1, idx) & in_block
+        if self_conditioning:
+            previous = out.window.new_zeros((state.batch, *out.window.shape[1:])) if previous is None else previous
+            previous.index_copy_(0, rows, out.window)
 
         x0 = chooser(out.window, generator) if out.x0 is None else out.x0
         stats = _prefilled(StepStats(out.window, x0, stats_dtype, confidence), probs=out.probs, conf=out.conf)
         kl_history = None
         if rule.history:
             if history is None:
-                history = _History(state.batch, window, out.window.shape[-1], rule.history, device, stats_dtype)
+                history = KLHistory(state.batch, window, out.window.shape[-1], rule.history, device, stats_dtype)
             kl_history = history.update(rows, stats)
         remaining = active.sum(dim=1)
-        k = tokens_this_step(rule.schedule, progress.n0[rows], remaining, progress.step[rows], blocks.steps)
+        n0 = progress.n0[rows] if blocks.spread == "masked" else torch.full_like(remaining, blocks.length)
+        k = tokens_this_step(rule.schedule, n0, remaining, progress.step[rows], blocks.steps)
         ctx = StepContext(active, k, progress.step[rows], blocks.steps, blocks.length, kl_history, generator)
         chosen = ensure_progress(rule.select(stats, ctx) & active, stats.conf, active)
 
         head = idx[:, : blocks.length]
         commit = chosen[:, : blocks.length]
-        new = torch.where(commit, x0[:, : blocks.length], win_tokens[:, : blocks.length])
+        change = commit
+        if phase is not None:
+            editable = (~active & in_block & ~state.frozen[rows].gather(1, idx))[:, : blocks.length]
+            edited = phase.edits(stats, x0[:, : blocks.length], win_tokens[:, : blocks.length], editable)
+            phase.update(rows, active.any(dim=1), progress.step[rows], edited)
+            change = commit | edited
+        new = torch.where(change, x0[:, : blocks.length], win_tokens[:, : blocks.length])
         updated = tokens.scatter(1, head, new)
+        if state.uniform:
+            still = uncommitted.scatter(1, head, active[:, : blocks.length] & ~commit)
+            state.uncommitted[rows] = still
+            updated = torch.where(still, noise(tuple(updated.shape), denoiser.vocab_size, device, generator), updated)
         if early_exit is not None:
             exits, updated = _exit_early(early_exit, local_exit, out.answers, updated, rows, state.mask_id, chooser,
                                          generator)
             state.exited[rows] |= exits
-        committed_rows = (tokens == state.mask_id) & (updated != state.mask_id)
+        committed_rows = uncommitted & ~(state.uncommitted[rows] if state.uniform else updated == state.mask_id)
         state.tokens[rows] = updated
         marks = state.commit_step[rows]
         state.commit_step[rows] = torch.where(committed_rows, (state.nfe[rows] - 1).unsqueeze(1), marks)
@@ -288,3 +364,39 @@ def decode(
     for cb in callbacks:
         cb.on_end(state)
     return DecodeResult(state.tokens, state.nfe, state.wall_s, state.commit_step, step, state, runner.captured)
+
+
+def _check_modes(state: MaskedState, blocks: Blocks, early_exit: EarlyExit | None, editing: Editing | None,
+                 self_conditioning: bool, cache: str) -> None:
+    """One-line errors for option combinations that have no meaning (the CLI turns them into exit 2)."""
+    if state.uniform and early_exit is not None:
+        raise ConfigError("answer-block early exit reads masked answer slots, but this model uses uniform corruption "
+                          "(no mask token): drop the early exit (infill.gamma) or use an absorbing (masked) model")
+    if editing is not None and blocks.count > 1:
+        raise ConfigError("post-mask editing works on one block per decode (block diffusion gives each canvas its "
+                          "own); set decode.block_length to the generation length or sample through core.blocks")
+    if self_conditioning and (blocks.count > 1 or state.gen_start > 0 or cache != "none"):
+        raise ConfigError("a self-conditioned denoiser reads the whole canvas's previous logits: decode one canvas "
+                          "without prompt columns, blocks or KV cache (core.blocks does this per canvas)")
+
+
+def _decode_blocks(model, state: MaskedState, rule: Rule, *, early_exit: EarlyExit | None, cache: str,
+                   **options) -> DecodeResult:
+    """decode() of a block-diffusion model (core/blocks.py): the outer loop over canvases, each a decode of its own.
+
+    The model keeps its context in its own causal cache, so the loop's prefix / dual cache does not apply.
+    """
+    from mdsample.core.blocks import decode_state  # blocks.py runs decode() per canvas: import at call time
+
+    if early_exit is not None:
+        why = "uses uniform corruption (no mask token to hold answer slots)" if model.corruption == "uniform" else \
+            "generates canvas by canvas (answer slots need the whole canvas in one decode)"
+        raise ConfigError(f"answer-block early exit does not apply: this block-diffusion model {why}; drop "
+                          "decode.early_exit")
+    if cache != "none":
+        raise ConfigError(f"decode.cache={cache} is for masked models; a block-diffusion model keeps its context in "
+                          "its own causal cache: use decode.cache=none")
+    start = time.perf_counter()
+    decode_state(model, state, rule, **options)
+    state.wall_s += time.perf_counter() - start
+    return DecodeResult(state.tokens, state.nfe, state.wall_s, state.commit_step, int(state.nfe.max()), state)

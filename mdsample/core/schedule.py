@@ -17,6 +17,8 @@ import torch
 
 from mdsample.errors import ConfigError
 
+SPREADS = ("masked", "block")
+
 
 @dataclass(frozen=True)
 class Blocks:
@@ -25,16 +27,25 @@ class Blocks:
     count: int
     length: int
     steps: int
+    spread: str = "masked"
 
 
 @dataclass(frozen=True)
 class BlockSchedule:
-    """``steps`` in total (None: one token per step) over blocks of ``block_length`` (None: one block)."""
+    """``steps`` in total (None: one token per step) over blocks of ``block_length`` (None: one block).
+
+    ``spread`` says what the linear / cosine count spreads over a block's steps: its masked positions at the block's
+    start ("masked", LLaDA's get_num_transfer_tokens) or its full length ("block", diffusers'
+    BlockRefinementScheduler: a block that starts with prompt tokens then finishes in fewer steps).
+    """
 
     steps: int | None = None
     block_length: int | None = None
+    spread: str = "masked"
 
     def resolve(self, gen_length: int) -> Blocks:
+        if self.spread not in SPREADS:
+            raise ConfigError(f"decode.spread={self.spread!r} is unknown; choose one of: {', '.join(SPREADS)}")
         block = gen_length if self.block_length is None else self.block_length
         if block < 1 or gen_length % block:
             raise ConfigError(
@@ -48,7 +59,7 @@ class BlockSchedule:
                 f"decode.steps={steps} must be a positive multiple of the number of blocks ({count}); "
                 f"use e.g. {count * max(1, steps // count)}"
             )
-        return Blocks(count=count, length=block, steps=steps // count)
+        return Blocks(count=count, length=block, steps=steps // count, spread=self.spread)
 
 
 def tokens_this_step(

@@ -69,6 +69,9 @@ def test_unknown_implementation_is_rejected(tmp_path):
         ({"model_type": "bert", "architectures": ["BertForMaskedLM"]}, "masked_lm"),
         ({"model_type": "modernbert"}, "masked_lm"),
         ({"model_type": "mystery", "auto_map": {"AutoModelForMaskedLM": "m.MysteryForMaskedLM"}}, "masked_lm"),
+        ({"model_type": "llada2_moe", "architectures": ["LLaDA2MoeModelLM"]}, "llada2"),
+        ({"architectures": ["LLaDA2MoeModelLM"]}, "llada2"),
+        ({"model_type": "diffusion_gemma", "architectures": ["DiffusionGemmaForBlockDiffusion"]}, "diffusion_gemma"),
     ],
 )
 def test_family_detection(config, family):
@@ -79,8 +82,8 @@ def test_family_detection(config, family):
     ("config", "message"),
     [
         ({"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"]}, "not a text model mdsample can sample"),
-        ({"model_type": "bert", "architectures": ["BertForSequenceClassification"]}, "use LLaDA, Dream or a masked"),
-        ({"model_type": "diffusion_gemma"}, "no mask token"),
+        ({"model_type": "bert", "architectures": ["BertForSequenceClassification"]}, "DiffusionGemma or a masked LM"),
+        ({"model_type": "mamba", "architectures": ["MambaForCausalLM"]}, "not a text model mdsample can sample"),
     ],
 )
 def test_unsupported_families_are_config_errors(config, message):

@@ -42,3 +42,13 @@ def test_task_template_with_early_exit(llada_dir, tmp_path):
 def test_hub_model_needs_a_prompt_or_a_task(llada_dir, tmp_path, capsys):
     assert run_cli("--domain", "text", "--model", str(llada_dir), "-n", "1", "--out", str(tmp_path / "r")) == 2
     assert "--prompt TEXT" in capsys.readouterr().err
+
+
+def test_a_dream_checkpoint_s_bpe_vocab_json_is_not_taken_for_the_house_vocabulary(tmp_path):
+    from tests.text.test_adapters_support import tiny_dream_dir
+
+    out = tmp_path / "run"
+    assert main(["--domain", "text", "--model", str(tiny_dream_dir(tmp_path / "dream")), "--prompt", "the cat",
+                 "-n", "1", "--sampler", "confidence", "domain.gen_length=4", "--out", str(out), "--no-progress",
+                 "--device", "cpu"]) == 0
+    assert json.loads((out / "samples.jsonl").read_text().splitlines()[0])["nfe"] == 4

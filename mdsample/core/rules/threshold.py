@@ -1,6 +1,8 @@
 """Confidence threshold (Fast-dLLM's parallel decoding): commit every masked position with conf > tau.
 
-When no position passes, the single most confident one is committed so the row always progresses.
+When no position passes, the single most confident one is committed so the row always progresses. With
+``floor="schedule"`` a step that passes fewer than the schedule's k positions commits the k most confident instead
+(diffusers' BlockRefinementScheduler, as LLaDA2 runs it).
 """
 
 from __future__ import annotations
@@ -9,13 +11,17 @@ from dataclasses import dataclass
 
 import torch
 
-from mdsample.core.rules.base import Rule, StepContext, ensure_progress
+from mdsample.core.rules.base import Rule, StepContext, ensure_progress, top_k_mask
 from mdsample.core.stats import StepStats
+from mdsample.errors import ConfigError
+
+FLOORS = ("one", "schedule")
 
 
 @dataclass
 class ThresholdConfig:
     threshold: float = 0.9
+    floor: str = "one"
 
 
 class Threshold(Rule):
@@ -24,6 +30,14 @@ class Threshold(Rule):
     name = "threshold"
     Config = ThresholdConfig
 
+    def __init__(self, config: ThresholdConfig | None = None, **options):
+        super().__init__(config, **options)
+        if self.config.floor not in FLOORS:
+            raise ConfigError(f"sampler.floor={self.config.floor!r} is unknown; choose one of: {', '.join(FLOORS)}")
+
     def select(self, stats: StepStats, ctx: StepContext) -> torch.Tensor:
         chosen = ctx.active & (stats.conf > self.config.threshold)
+        if self.config.floor == "schedule":
+            short = (chosen.sum(dim=-1) < ctx.k).unsqueeze(-1)
+            return torch.where(short, top_k_mask(stats.conf, ctx.active, ctx.k), chosen)
         return ensure_progress(chosen, stats.conf, ctx.active)

@@ -10,6 +10,7 @@ answer, gold, correct, NFE per row) and ``decode_order.png`` (the step that comm
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 import torch
 
 from mdsample.core.denoiser import Denoiser
+from mdsample.core.loop import Editing
 from mdsample.domain import Domain, DomainOptions, Initial, TrainData
 from mdsample.errors import ConfigError, MissingFileError, UnknownChoiceError
 from mdsample.plugins.text import bench_run, hub
@@ -45,7 +47,10 @@ class TextOptions(DomainOptions):
     id or path): ``gen_length`` slots after a free ``prompt`` (None: 128) or a benchmark's prompt (None: its own,
     256), or a task template of ``reasoning_length`` and ``answer_length`` tokens; ``impl`` is native (no remote code)
     or remote (needs ``trust_remote_code``). Benchmarks read ``data`` (jsonl / parquet) instead of the hub when set,
-    and the code ones run programs only with ``allow_code_execution`` (or MDSAMPLE_ALLOW_CODE_EXECUTION=1)."""
+    and the code ones run programs only with ``allow_code_execution`` (or MDSAMPLE_ALLOW_CODE_EXECUTION=1).
+    ``editing_threshold`` / ``max_post_steps`` turn on LLaDA2.1's post-mask editing (core.loop.Editing);
+    ``block_context`` is how LLaDA2 reads the prompt and finished blocks: "cached" (block-causal, once, as its own
+    generate) or "full" (re-read every step, as diffusers' LLaDA2Pipeline)."""
 
     givens: int = 36
     a_digits: int = 3
@@ -61,6 +66,9 @@ class TextOptions(DomainOptions):
     answer_length: int = 16
     impl: str = "native"
     allow_code_execution: bool = False
+    editing_threshold: float | None = None
+    max_post_steps: int = 16
+    block_context: str = "cached"
 
 
 @dataclass
@@ -119,11 +127,14 @@ class TextDomain(Domain):
                                        f"`mdsample train --domain text --task {task.name}` and pass it as --model")
         else:
             model_dir = Path(opts.model).expanduser()
-            if not (model_dir / VOCAB_FILE).is_file():
+            if not _house_vocab(model_dir / VOCAB_FILE):
                 from mdsample.plugins.text.adapters import load_text_model
 
-                return HubDenoiser(load_text_model(opts.model, trust_remote_code=opts.trust_remote_code,
-                                                   device=device, impl=opts.impl))
+                editing = None if opts.editing_threshold is None else Editing(opts.editing_threshold,
+                                                                               opts.max_post_steps)
+                return hub.hub_denoiser(load_text_model(opts.model, trust_remote_code=opts.trust_remote_code,
+                                                        device=device, impl=opts.impl, editing=editing,
+                                                        block_context=opts.block_context))
         vocab = CharVocab()
         vocab.check(model_dir / VOCAB_FILE)
         denoiser = load_house_denoiser(model_dir, device)
@@ -171,7 +182,8 @@ class TextDomain(Domain):
         if opts.label is not None:
             raise ConfigError("the text domain has no classes; drop --class (use --task and --prompt)")
         if isinstance(denoiser, HubDenoiser):
-            return self._hub_state(denoiser.text_model, opts, n, device, offset)
+            return self._hub_state(denoiser.text_model, opts, n, device, offset,
+                                   blocks=isinstance(denoiser, hub.HubBlockDenoiser))
         task, vocab = make_task(opts), CharVocab()
         problems = self.problems(opts, offset, n)
         canvas = task.canvas(problems, vocab, device)
@@ -182,7 +194,8 @@ class TextDomain(Domain):
         requests = [{"task": task.name, "prompt": p.prompt} for p in problems]
         return TextInitial(canvas.state, {}, requests, canvas.answer, task=task, problems=problems, vocab=vocab)
 
-    def _hub_state(self, model: TextModel, opts: TextOptions, n: int, device: torch.device, offset: int) -> Initial:
+    def _hub_state(self, model: TextModel, opts: TextOptions, n: int, device: torch.device, offset: int,
+                   blocks: bool = False) -> Initial:
         bench = bench_run.benchmark(opts.task)
         if bench is not None:
             everything = self.items(bench, opts)
@@ -201,9 +214,13 @@ class TextDomain(Domain):
             return TextInitial(state, conditioning, [{"prompt": opts.prompt}] * n, None, problems=problems, hub=model)
         task = make_task(opts)
         problems = self.problems(opts, offset, n)
+        requests = [{"task": task.name, "prompt": p.prompt} for p in problems]
+        if blocks:  # canvas by canvas: the question as a prompt, the answer read from the completion
+            state, conditioning = hub.question_canvas(model, task, problems, opts.reasoning_length + opts.answer_length,
+                                                      device)
+            return TextInitial(state, conditioning, requests, None, task=task, problems=problems, hub=model)
         state, answer, conditioning = hub.task_canvas(model, task, problems, opts.reasoning_length,
                                                       opts.answer_length, device)
-        requests = [{"task": task.name, "prompt": p.prompt} for p in problems]
         return TextInitial(state, conditioning, requests, answer, task=task, problems=problems, hub=model,
                            reasoning_length=opts.reasoning_length)
 
@@ -305,6 +322,15 @@ def read_traces(path: str, task: Task, vocab: CharVocab, min_score: float | None
     if len(rows) < 2:
         raise ConfigError(f"{path} keeps {len(rows)} traces (min_score={min_score}); need at least 2 to train")
     return rows
+
+
+def _house_vocab(path: Path) -> bool:
+    """Whether ``path`` is a house model's vocab.json (``{"symbols": [...]}``); a hub tokenizer's vocab.json (Dream's
+    BPE vocabulary, token -> id) is not one."""
+    try:
+        return path.is_file() and "symbols" in json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
 
 
 def _text_options(options: DomainOptions) -> TextOptions:

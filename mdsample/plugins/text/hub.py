@@ -37,6 +37,35 @@ class HubDenoiser:
         return self.text_model.denoiser(tokens, **conditioning)
 
 
+class HubBlockDenoiser(HubDenoiser):
+    """A block-diffusion hub model (LLaDA2, DiffusionGemma): it carries the BlockDenoiser attributes, so decode()
+    runs the outer loop over canvases (core/blocks.py) with the family's settings."""
+
+    def __init__(self, text_model: TextModel):
+        super().__init__(text_model)
+        blocks = text_model.denoiser
+        self.corruption, self.aligned = blocks.corruption, blocks.aligned
+        for name in ("editing", "reselect", "spread", "stop_ids", "resizable", "default_steps"):
+            if hasattr(blocks, name):
+                setattr(self, name, getattr(blocks, name))
+
+    @property
+    def canvas_length(self) -> int:
+        return self.text_model.denoiser.canvas_length
+
+    @canvas_length.setter
+    def canvas_length(self, value: int) -> None:
+        self.text_model.denoiser.canvas_length = value
+
+    def open(self, context: torch.Tensor, attention_mask: torch.Tensor, fresh: bool):
+        return self.text_model.denoiser.open(context, attention_mask, fresh)
+
+
+def hub_denoiser(text_model: TextModel) -> HubDenoiser:
+    """The domain's denoiser for a loaded hub model: block-diffusion families get the outer loop."""
+    return HubBlockDenoiser(text_model) if hasattr(text_model.denoiser, "open") else HubDenoiser(text_model)
+
+
 def question(task: Task, problem: Problem) -> str:
     """The task's problem as a natural-language question for a general text model."""
     if task.name == "sudoku":
@@ -69,6 +98,16 @@ def task_canvas(model: TextModel, task: Task, problems: list[Problem], reasoning
     return canvas.state, canvas.answer, conditioning
 
 
+def question_canvas(model: TextModel, task: Task, problems: list[Problem], gen_length: int,
+                    device: torch.device) -> tuple[MaskedState, dict[str, torch.Tensor]]:
+    """Each problem's question as a prompt followed by ``gen_length`` slots (block-diffusion models, which generate
+    canvas by canvas and so cannot hold a template's frozen delimiter and answer slots)."""
+    chat = bool(getattr(model.tokenizer, "chat_template", None))
+    ids, mask = model.encode_prompts([question(task, p) for p in problems], chat=chat)
+    canvas = build_canvas(ids.to(device), mask.to(device), gen_length, model.mask_id)
+    return MaskedState(canvas.tokens, model.mask_id, gen_start=canvas.gen_start), canvas.conditioning()
+
+
 def prompt_canvas(model: TextModel, prompt: str, n: int, gen_length: int,
                   device: torch.device) -> tuple[MaskedState, dict[str, torch.Tensor]]:
     """``n`` copies of a free prompt followed by ``gen_length`` masked slots."""
@@ -86,8 +125,14 @@ def decode_rows(model: TextModel, tokens: torch.Tensor, gen_start: int, answer: 
     out = []
     tokens = tokens.cpu()
     for i, row in enumerate(tokens):
-        if task is None or answer is None:
+        if task is None:
             out.append({"prompt": problems[i].prompt, "completion": model.decode_completion(row[gen_start:])})
+            continue
+        if answer is None:  # a question prompt (question_canvas): the answer is read from the completion
+            completion = model.decode_completion(row[gen_start:])
+            given = answer_text(task, completion)
+            out.append({"prompt": problems[i].prompt, "completion": completion, "answer": given,
+                        "gold": problems[i].answer, "correct": task.correct(problems[i], given)})
             continue
         reasoning = model.decode_completion(row[gen_start : gen_start + reasoning_length])
         raw = model.decode_completion(row[int(answer[i, 0]) :])

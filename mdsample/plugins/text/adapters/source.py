@@ -19,7 +19,7 @@ from mdsample.plugins.text.adapters.errors import brief
 FETCHED_FILES = ["*.json", "*.safetensors", "*.py", "*.txt", "*.model", "*.jinja", "*.tiktoken"]
 """What a hub snapshot needs: config, weights, remote code, tokenizer files and chat templates."""
 
-FAMILIES = ("llada", "dream", "masked_lm")
+FAMILIES = ("llada", "dream", "masked_lm", "llada2", "diffusion_gemma")
 """The model families the adapters run; ``detect_family`` maps a config onto one of them."""
 
 
@@ -68,17 +68,19 @@ def detect_family(config: dict[str, Any]) -> str:
     """One of ``FAMILIES`` from ``model_type`` / ``architectures`` / ``auto_map``; ConfigError for anything else."""
     model_type = str(config.get("model_type", "")).lower()
     architectures = [str(a) for a in config.get("architectures") or []]
+    if model_type == "diffusion_gemma" or "DiffusionGemmaForBlockDiffusion" in architectures:
+        return "diffusion_gemma"
+    if model_type == "llada2_moe" or any(a.startswith("LLaDA2") for a in architectures):
+        return "llada2"
     if model_type == "llada" or any(a.startswith("LLaDA") for a in architectures):
         return "llada"
     if model_type == "dream" or any(a.startswith("Dream") for a in architectures):
         return "dream"
     if _is_masked_lm(model_type, architectures, config.get("auto_map") or {}):
         return "masked_lm"
-    if model_type == "diffusion_gemma":
-        raise ConfigError("DiffusionGemma is a uniform-noise block-diffusion encoder-decoder, not a masked diffusion "
-                          "model: it has no mask token to sample with mdsample's rules; use its own generate()")
     raise ConfigError(f"model_type {model_type or '(none)'!r} (architectures {architectures}) is not a text model "
-                      "mdsample can sample: use LLaDA, Dream or a masked LM (BERT / ModernBERT family)")
+                      "mdsample can sample: use LLaDA, LLaDA2, Dream, DiffusionGemma or a masked LM (BERT / ModernBERT "
+                      "family)")
 
 
 def _is_masked_lm(model_type: str, architectures: list[str], auto_map: dict[str, Any]) -> bool:
