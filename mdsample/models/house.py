@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from transformers import ModernBertConfig, ModernBertForMaskedLM
 from transformers.utils import logging as hf_logging
 
@@ -120,13 +121,23 @@ def load_house_denoiser(
                 str(path_or_hub_id), dtype=dtype or torch.float32, trust_remote_code=False
             )
     except OSError as err:
+        if Path(path_or_hub_id).is_dir():  # a local model whose files are unreadable, e.g. a corrupted config.json
+            raise ConfigError(f"house model {str(path_or_hub_id)!r} is broken: {_first_line(err)}") from None
         raise MissingFileError(
             f"cannot load house model {str(path_or_hub_id)!r}: not a model directory here, nor reachable on the hub "
             f"({err.__class__.__name__}); train one with `mdsample train` or check the path"
         ) from err
+    except (SafetensorError, ValueError, RuntimeError, KeyError) as err:  # truncated or corrupted files
+        raise ConfigError(
+            f"house model {str(path_or_hub_id)!r} is broken: {_first_line(err)}; re-download or retrain it"
+        ) from None
     if getattr(model.config, "mask_token_id", None) is None:
         raise ConfigError(f"{path_or_hub_id!s} is not a house model: its config.json has no mask_token_id")
     return HouseDenoiser(model).to(device)
+
+
+def _first_line(err: Exception) -> str:
+    return (str(err).strip().splitlines() or [err.__class__.__name__])[0]
 
 
 @contextlib.contextmanager

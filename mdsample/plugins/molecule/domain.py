@@ -90,6 +90,8 @@ class MoleculeDomain(Domain):
         from mdsample.models.house import load_house_denoiser
 
         opts = _molecule_options(options)
+        if opts.representation not in REPRESENTATIONS:
+            raise UnknownChoiceError("representation", opts.representation, REPRESENTATIONS)
         if opts.model is None:
             model_dir = WEIGHTS_DIR / opts.representation
             if not (model_dir / "config.json").is_file():
@@ -108,6 +110,7 @@ class MoleculeDomain(Domain):
                 f"the {opts.representation} vocabulary (size {len(vocab)}, mask {vocab.mask_id})"
             )
         denoiser.vocab = vocab
+        prompt.parse(opts.prompt, vocab)  # a bad template fails here, before the run writes anything
         return denoiser
 
     def initial_state(

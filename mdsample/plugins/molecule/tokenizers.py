@@ -91,5 +91,10 @@ class Vocab:
 
     @classmethod
     def load(cls, path: Path) -> Vocab:
-        data = json.loads(Path(path).read_text())
-        return cls(data["representation"], tuple(data["tokens"]), int(data["length"]))
+        """Read a ``vocab.json``; a truncated or malformed one is a one-line ConfigError naming the file."""
+        try:
+            data = json.loads(Path(path).read_text())
+            return cls(data["representation"], tuple(data["tokens"]), int(data["length"]))
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as err:
+            raise ConfigError(f"vocabulary {path} is broken ({err.__class__.__name__}: {err}); "
+                              f"re-download or retrain the model") from None
