@@ -7,12 +7,16 @@ a typed schema is built for that pair and every layer is merged into it in order
     structured defaults -> configs/defaults.yaml -> domain.defaults() -> --config FILE -> CLI flags -> key=value
 
 Each layer is checked against the schema before it is merged, so a typo or a bad value becomes a one-line
-ConfigError that names the key, the layer it came from and the valid keys of its node.
+ConfigError that names the key, the layer it came from and the valid keys of its node. The schema comes from the
+plugins' descriptions (mdsample.describe), and the resolved options are built once into the domain's and the
+rule's dataclasses (whose ``__post_init__`` may reject values), all before torch or a domain is imported.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field, make_dataclass
@@ -24,9 +28,8 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from mdsample import plugin_manager
-from mdsample.core.cache import CACHE_MODES
-from mdsample.core.capture import CAPTURE_MODES
-from mdsample.core.stats import CONFIDENCES
+from mdsample.core.choices import CACHE_MODES, CAPTURE_MODES, CONFIDENCES
+from mdsample.describe import DomainInfo, SamplerInfo
 from mdsample.errors import ConfigError, MissingFileError, PluginError, UnknownChoiceError
 
 PACKAGE_DEFAULTS = Path(__file__).parent / "configs" / "defaults.yaml"
@@ -139,6 +142,14 @@ def _lookup(layers: list[Layer], *path: str) -> Any:
     return found
 
 
+def _name(layers: list[Layer], node: str) -> str | None:
+    """``domain.name`` / ``sampler.name`` as the layers set it; a value that is not a plain name is a ConfigError."""
+    value = _lookup(layers, node, "name")
+    if value is not None and not isinstance(value, str):
+        raise ConfigError(f"{node}.name must be a name, got {value!r}; see `mdsample list`")
+    return value
+
+
 # ---------------------------------------------------------------------------------------------------------- schema
 
 
@@ -175,10 +186,10 @@ def node_schema(base: type, name: str, options: type) -> type:
     return make_dataclass(f"{options.__name__}Node", [name_field, *fields], bases=(base,))
 
 
-def run_schema(domain: Any, rule: type) -> type:
+def run_schema(domain: DomainInfo, rule: SamplerInfo) -> type:
     """RunConfig whose ``domain`` and ``sampler`` nodes carry the options of the chosen domain and rule."""
-    dom = node_schema(DomainNode, domain.name, domain.Options)
-    smp = node_schema(SamplerNode, rule.name, rule.Config)
+    dom = node_schema(DomainNode, domain.name, domain.options)
+    smp = node_schema(SamplerNode, rule.name, rule.config)
     fields = [("domain", dom, field(default_factory=dom)), ("sampler", smp, field(default_factory=smp))]
     return make_dataclass("ResolvedRunConfig", fields, bases=(RunConfig,))
 
@@ -216,8 +227,8 @@ def merge_layers(schema: type, layers: list[Layer]) -> DictConfig:
     return cfg
 
 
-def _domain_layer(domain: Any, rule_name: str) -> dict[str, Any]:
-    defaults = dict(domain.defaults() or {})
+def _domain_layer(domain: DomainInfo, rule_name: str) -> dict[str, Any]:
+    defaults = dict(domain.defaults or {})
     extra = sorted(set(defaults) - set(DOMAIN_DEFAULT_KEYS))
     if extra:
         raise PluginError(
@@ -229,6 +240,46 @@ def _domain_layer(domain: Any, rule_name: str) -> dict[str, Any]:
     if sampler:
         layer["sampler"] = dict(sampler)
     return layer
+
+
+def check_options(node: DictConfig, options: type, what: str) -> None:
+    """Build the ``options`` dataclass from ``node`` once, so that its own checks (``__post_init__``) run now; a
+    plain TypeError or ValueError from it becomes a ConfigError naming ``what``."""
+    try:
+        options(**options_of(node))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"bad {what} options: {' '.join(str(exc).split())}") from None
+
+
+def check_task(domain: DomainInfo, task: str | None) -> None:
+    """``domain.task`` must be one of the tasks the domain describes (None: its default)."""
+    if task is not None and domain.tasks and task not in domain.tasks:
+        raise UnknownChoiceError(f"{domain.name} task", task, domain.tasks)
+
+
+DEVICE = re.compile(r"auto|cpu|mps|meta|(cuda|xpu)(:\d+)?")
+
+
+def check_device(name: str, key: str = "device") -> None:
+    """A device name torch would accept (whether it is present is checked when the run starts)."""
+    if not DEVICE.fullmatch(str(name)):
+        raise ConfigError(f"{key}={name!r} is not a device; use auto, cpu, cuda or cuda:N (also mps, xpu[:N])")
+
+
+def check_out_dir(path: str | None, what: str) -> None:
+    """``path`` can be (or already is) a directory that we may write into; checked before anything is loaded."""
+    if path is None:
+        return
+    target = Path(path).expanduser()
+    if target.exists() and not target.is_dir():
+        raise ConfigError(f"{what} {path!r} exists and is not a directory; give a directory path")
+    existing = target
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"{what} {path!r}: {str(existing)!r} is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK) or str(existing.resolve()).startswith(("/proc", "/sys")):
+        raise ConfigError(f"{what} {path!r}: cannot create or write into {str(existing)!r}; choose another directory")
 
 
 def _validate(cfg: DictConfig) -> None:
@@ -267,11 +318,14 @@ def resolve_config(
     user.append(("overrides", parse_dotlist(dotlist)))
     base: list[Layer] = [("package defaults", load_yaml(PACKAGE_DEFAULTS))]
     raw = base + user
-    dom = plugin_manager.load_domain(_lookup(raw, "domain", "name") or DomainNode.name)
-    rule = plugin_manager.get_rule(_lookup(raw, "sampler", "name") or SamplerNode.name)
+    dom = plugin_manager.domain_info(_name(raw, "domain") or DomainNode.name)
+    rule = plugin_manager.sampler_info(_name(raw, "sampler") or SamplerNode.name)
     layers = [*base, (f"domain {dom.name!r} defaults", _domain_layer(dom, rule.name)), *user]
     cfg = merge_layers(run_schema(dom, rule), layers)
     _validate(cfg)
+    check_task(dom, cfg.domain.task)
+    check_options(cfg.domain, dom.options, f"domain {dom.name!r}")
+    check_options(cfg.sampler, rule.config, f"sampler {rule.name!r}")
     return cfg
 
 
@@ -287,8 +341,8 @@ def resolve_train_config(
     layers: list[Layer] = [] if config_file is None else [(f"config file {str(config_file)!r}", load_yaml(config_file))]
     layers.append(("arguments", nest({**(flags or {}), "domain.name": domain})))
     layers.append(("overrides", parse_dotlist(dotlist)))
-    dom = plugin_manager.load_domain(_lookup(layers, "domain", "name") or DomainNode.name)
-    dom_node = node_schema(DomainNode, dom.name, dom.Options)
+    dom = plugin_manager.domain_info(_name(layers, "domain") or DomainNode.name)
+    dom_node = node_schema(DomainNode, dom.name, dom.options)
     train_node = make_dataclass("TrainNode", dataclass_fields(train_config))
     schema = make_dataclass(
         "TrainRunConfig",
@@ -299,7 +353,11 @@ def resolve_train_config(
             ("train", train_node, field(default_factory=train_node)),
         ],
     )
-    return merge_layers(schema, layers)
+    cfg = merge_layers(schema, layers)
+    check_task(dom, cfg.domain.task)
+    check_options(cfg.domain, dom.options, f"domain {dom.name!r}")
+    check_options(cfg.train, train_config, "train")
+    return cfg
 
 
 def options_of(node: DictConfig) -> dict[str, Any]:

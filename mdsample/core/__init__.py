@@ -1,24 +1,30 @@
 """Domain-agnostic sampling core: masked state, denoiser protocol, selection rules, schedules and the decode loop.
 
-The core depends on no plugin package: domains depend on the core, never the reverse.
+The core depends on no plugin package: domains depend on the core, never the reverse. Names are imported on first
+use (PEP 562), so that the torch-free modules (``choices``, ``rules.configs``) can be read without importing torch.
 """
 
-from mdsample.core.denoiser import Denoiser
-from mdsample.core.loop import DecodeResult, decode
-from mdsample.core.rules import Rule, StepContext
-from mdsample.core.schedule import BlockSchedule
-from mdsample.core.state import MaskedState
-from mdsample.core.stats import StepStats
-from mdsample.core.tokens import TokenChooser
+from __future__ import annotations
 
-__all__ = [
-    "BlockSchedule",
-    "DecodeResult",
-    "Denoiser",
-    "MaskedState",
-    "Rule",
-    "StepContext",
-    "StepStats",
-    "TokenChooser",
-    "decode",
-]
+from importlib import import_module
+from typing import Any
+
+_EXPORTS = {
+    "BlockSchedule": "mdsample.core.schedule",
+    "DecodeResult": "mdsample.core.loop",
+    "Denoiser": "mdsample.core.denoiser",
+    "MaskedState": "mdsample.core.state",
+    "Rule": "mdsample.core.rules",
+    "StepContext": "mdsample.core.rules",
+    "StepStats": "mdsample.core.stats",
+    "TokenChooser": "mdsample.core.tokens",
+    "decode": "mdsample.core.loop",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'mdsample.core' has no attribute {name!r}")

@@ -5,17 +5,11 @@ When no position passes, the single most confident one is committed so the row a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
 from mdsample.core.rules.base import Rule, StepContext, ensure_progress
+from mdsample.core.rules.configs import ThresholdConfig
 from mdsample.core.stats import StepStats
-
-
-@dataclass
-class ThresholdConfig:
-    threshold: float = 0.9
 
 
 class Threshold(Rule):

@@ -21,6 +21,7 @@ from mdsample.errors import ConfigError, MissingFileError, UnknownChoiceError
 from mdsample.plugins.text import hub
 from mdsample.plugins.text.adapters import TextModel
 from mdsample.plugins.text.hub import HubDenoiser
+from mdsample.plugins.text.options import DEFAULTS, DESCRIPTION, TASKS, TextOptions
 from mdsample.plugins.text.tasks.arithmetic import ArithmeticTask
 from mdsample.plugins.text.tasks.base import Problem, Task
 from mdsample.plugins.text.tasks.sudoku import SudokuTask
@@ -28,33 +29,7 @@ from mdsample.plugins.text.vocab import CharVocab
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 VOCAB_FILE = "vocab.json"
-TASKS = ("arithmetic", "sudoku")
 SPLITS = ("test", "train")
-
-
-@dataclass
-class TextOptions(DomainOptions):
-    """Task knobs: ``givens`` (sudoku difficulty), ``a_digits`` x ``b_digits`` (arithmetic size); ``split`` and
-    ``problem_seed`` pick the problems; ``train_rows`` is the size of the generated training set, of which only
-    the problems picked by ``trace_fraction`` keep their reasoning (the rest: answers alone, reasoning unobserved;
-    see models/mdlm.py). ``data``: a jsonl of traces (``mdsample posterior``) to train on instead, keeping those
-    whose ``score`` is at least ``min_score`` when it is set. Hub models (``model`` = a LLaDA / Dream / masked-LM
-    id or path): ``gen_length`` slots after a free ``prompt``, or a task template of ``reasoning_length`` and
-    ``answer_length`` tokens; ``impl`` is native (no remote code) or remote (needs ``trust_remote_code``)."""
-
-    givens: int = 36
-    a_digits: int = 3
-    b_digits: int = 2
-    split: str = "test"
-    problem_seed: int = 0
-    train_rows: int = 1_000_000
-    trace_fraction: float = 1.0
-    data: str | None = None
-    min_score: float | None = None
-    gen_length: int = 128
-    reasoning_length: int = 128
-    answer_length: int = 16
-    impl: str = "native"
 
 
 @dataclass
@@ -79,14 +54,14 @@ def make_task(options: TextOptions) -> Task:
 
 class TextDomain(Domain):
     name = "text"
-    description = "reasoning as infilling: house sudoku / arithmetic models, LLaDA / Dream / HF masked LMs"
+    description = DESCRIPTION
     Options = TextOptions
 
     def __init__(self) -> None:
         self._problems: dict[tuple, list[Problem]] = {}
 
     def defaults(self) -> dict[str, Any]:
-        return {"n": 100, "samplers": {"klass": {"conf_threshold": 0.9, "kl_threshold": 0.01}}}
+        return DEFAULTS
 
     def tasks(self) -> list[str]:
         return list(TASKS)
