@@ -260,13 +260,14 @@ def main(argv: list[str] | None = None) -> int:
         if session.debug:
             traceback.print_exc()
         where = f": {exc.filename!r}" if exc.filename else ""
-        _report(f"{exc.strerror or type(exc).__name__}{where}", "check the paths given (--out, --config, --model)")
+        _report(f"{exc.strerror or type(exc).__name__}{where}",
+                "try: a path you can write to (--out) or read (--config, --model)")
         return 2
     except Exception as exc:  # a bug: one line, and how to see the traceback
         if session.debug:
             traceback.print_exc()
-        _report(f"unexpected {type(exc).__name__}: {exc}", "this is a bug in mdsample; rerun with --debug for the "
-                "traceback and report it")
+        _report(f"unexpected {type(exc).__name__}: {exc}", "try: --debug for the traceback (this is a bug in "
+                "mdsample: please report it)")
         return 2
 
 

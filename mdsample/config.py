@@ -110,7 +110,19 @@ def parse_dotlist(items: typing.Iterable[str]) -> dict[str, Any]:
         key = item.split("=", 1)[0]
         if "=" not in item or not key or key.startswith(".") or key.endswith("."):
             raise ConfigError(f"override {item!r} must look like key=value, e.g. decode.steps=32")
-    return OmegaConf.to_container(OmegaConf.from_dotlist(items)) if items else {}
+    merged = OmegaConf.create()
+    for item in items:
+        try:
+            merged = OmegaConf.merge(merged, OmegaConf.from_dotlist([item]))
+        except Exception as exc:  # YAML or omegaconf refusing the value: name the override, not the parser
+            raise ConfigError(f"override {item!r} is not a valid value: {_first_line(exc)}; quote strings, e.g. "
+                              "key='text'") from None
+    return OmegaConf.to_container(merged)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "msg", None) or exc).strip().splitlines()
+    return " ".join(text[0].split()) if text else type(exc).__name__
 
 
 def nest(flat: dict[str, Any]) -> dict[str, Any]:

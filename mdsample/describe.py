@@ -10,6 +10,7 @@ command pay for that plugin's imports. ``mdsample.testing`` checks that a descri
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import import_module
@@ -77,3 +78,33 @@ def resolve(load: Loader) -> Any:
     for part in attribute.split(".") if attribute else ():
         target = getattr(target, part)
     return target
+
+
+def _fields(options: type) -> list[tuple[str, Any]]:
+    """(name, default) of each field of a dataclass (a default factory is called), in order."""
+    out = []
+    for f in dataclasses.fields(options):
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        out.append((f.name, default))
+    return out
+
+
+def domain_mismatches(info: DomainInfo, domain: Any) -> list[str]:
+    """How the description ``info`` differs from the loaded ``domain`` (empty when it describes it faithfully)."""
+    found = []
+    for what, said, actual in (("name", info.name, domain.name), ("description", info.description, domain.description),
+                               ("tasks", tuple(info.tasks), tuple(domain.tasks())),
+                               ("defaults", dict(info.defaults), dict(domain.defaults() or {})),
+                               ("options", _fields(info.options), _fields(domain.Options))):
+        if said != actual:
+            found.append(f"{what}: described {said!r}, loaded {actual!r}")
+    return found
+
+
+def sampler_mismatches(info: SamplerInfo, rule: type) -> list[str]:
+    """How the description ``info`` differs from the loaded Rule class (empty when it describes it faithfully)."""
+    found = []
+    for what, said, actual in (("name", info.name, rule.name), ("config", _fields(info.config), _fields(rule.Config))):
+        if said != actual:
+            found.append(f"{what}: described {said!r}, loaded {actual!r}")
+    return found
