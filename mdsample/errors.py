@@ -42,7 +42,7 @@ class BrokenFileError(MdsampleError):
 
     def __init__(self, path: object, what: str, reason: BaseException | str):
         text = reason if isinstance(reason, str) else f"{type(reason).__name__}: {reason}"
-        super().__init__(f"{what} {str(path)!r} is unreadable ({' '.join(str(text).split())}); "
+        super().__init__(f"{what} {str(path)!r} is broken ({' '.join(str(text).split())}); "
                          "replace or re-create it")
         self.path = path
 
