@@ -35,6 +35,9 @@ from mdsample.core.callbacks import Callback, RichProgress, TraceRecorder
 from mdsample.core.infill import EarlyExit
 from mdsample.domain import Domain, Initial
 from mdsample.errors import ConfigError
+from mdsample.plugin_manager import available_domains, available_samplers
+
+__all__ = ["RunResult", "Shard", "available_domains", "available_samplers", "execute", "run", "sample"]
 
 
 @dataclass
@@ -84,16 +87,6 @@ def batch_seed(seed: int, index: int) -> int:
     """The seed of batch ``index``'s random stream: ``seed`` for the first batch (one-batch runs keep their
     historical output), then strides of ``_SEED_STRIDE`` modulo 2^64."""
     return (seed + index * _SEED_STRIDE) % 2**64
-
-
-def available_domains() -> list[str]:
-    """Names of the registered domains."""
-    return sorted(plugin_manager.domains())
-
-
-def available_samplers() -> list[str]:
-    """Names of the registered samplers (selection rules)."""
-    return sorted(plugin_manager.samplers())
 
 
 def sample(

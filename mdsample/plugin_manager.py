@@ -201,6 +201,16 @@ def commands() -> dict[str, tuple[Command, str]]:
     return _registry(_get(), "register_commands")
 
 
+def available_domains() -> list[str]:
+    """Names of the registered domains (the public ``mdsample.available_domains``; imports no domain)."""
+    return sorted(domains())
+
+
+def available_samplers() -> list[str]:
+    """Names of the registered samplers, i.e. selection rules (``mdsample.available_samplers``; imports no rule)."""
+    return sorted(samplers())
+
+
 def domain_info(name: str) -> DomainInfo:
     """The description of the domain ``name``; UnknownChoiceError lists the registered ones."""
     found = domains()
