@@ -228,7 +228,10 @@ def dispatch(argv: list[str], session: argparse.Namespace) -> int:
     configure(parser)
     args = parser.parse_intermixed_args(argv[1:])
     args.argv = argv
-    return int(run(args) or 0)
+    code = int(run(args) or 0)
+    if code not in (0, 2, 130):  # a plugin command's own failure code: still one of the three, with a line
+        raise PluginError(f"mdsample {word} failed (it returned exit code {code})")
+    return code
 
 
 def _report(message: str, hint: str | None) -> None:

@@ -45,5 +45,7 @@ def register_commands(register):
     """Called when the CLI starts; ``register(name, help, configure, run)`` adds the subcommand ``mdsample NAME``.
 
     ``configure(parser: argparse.ArgumentParser) -> None`` adds its arguments (``--debug`` is already there);
-    ``run(args: argparse.Namespace) -> int`` does the work and returns the exit code.
+    ``run(args: argparse.Namespace) -> int`` does the work and returns 0 (any other code is reported as the
+    command's failure, exit 2; raise an MdsampleError to say why in one line). Either may be given as a
+    ``"module:attribute"`` name, imported only when the command runs.
     """

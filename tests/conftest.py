@@ -15,6 +15,11 @@ from pathlib import Path
 
 import pytest
 
+# Test modules read the registries when they are collected (e.g. parametrising over every domain), before any
+# fixture runs: the user's MDSAMPLE_* settings are dropped here already, and again before every test.
+for _key in [k for k in os.environ if k.startswith("MDSAMPLE_")]:
+    del os.environ[_key]
+
 TESTS = Path(__file__).resolve().parent
 if str(TESTS) not in sys.path:  # toy_domain.py is imported as a top-level module, as an entry point would name it
     sys.path.insert(0, str(TESTS))
