@@ -133,8 +133,12 @@ def nest(flat: dict[str, Any]) -> dict[str, Any]:
             continue
         *parents, last = key.split(".")
         node = out
-        for part in parents:
+        for depth, part in enumerate(parents):
             node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                section = ".".join(parents[: depth + 1])
+                raise ConfigError(f"{section!r} is a section of options (set {section}.KEY=VALUE), not a value; "
+                                  f"got {section}={node!r}")
         if isinstance(value, dict) and isinstance(node.get(last), dict):
             node[last].update(value)
         else:
@@ -219,7 +223,10 @@ def _check_keys(node: DictConfig, layer: dict[str, Any], source: str, prefix: st
         if key not in node:
             raise ConfigError(f"unknown config key {path!r} (from {source}); {_valid(node, prefix.rstrip('.'))}")
         child = node._get_node(key)
-        if isinstance(child, DictConfig) and isinstance(value, dict):
+        if isinstance(child, DictConfig) and not isinstance(value, dict):
+            raise ConfigError(f"{path!r} (from {source}) is a section of options, not a value: set {path}.KEY=VALUE; "
+                              f"{_valid(child, path)}")
+        if isinstance(child, DictConfig):
             _check_keys(child, value, source, f"{path}.")
 
 
