@@ -100,7 +100,22 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"cannot parse config file {str(path)!r}: {' '.join(str(exc).split())}") from exc
     if not isinstance(loaded, DictConfig):
         raise ConfigError(f"config file {str(path)!r} must hold a mapping of keys, not a list")
-    return OmegaConf.to_container(loaded)
+    data = OmegaConf.to_container(loaded)
+    _check_names(data, path)
+    return data
+
+
+def _check_names(node: Any, path: Path, where: str = "") -> None:
+    """Every key of a loaded YAML mapping is a name (YAML also allows numbers, booleans and null as keys)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if not isinstance(key, str):
+                raise ConfigError(f"config file {str(path)!r}: key {key!r}{f' under {where!r}' if where else ''} "
+                                  "is not a name; keys are words like decode or steps")
+            _check_names(value, path, f"{where}.{key}" if where else key)
+    elif isinstance(node, list):
+        for item in node:
+            _check_names(item, path, where)
 
 
 def parse_dotlist(items: typing.Iterable[str]) -> dict[str, Any]:
@@ -243,6 +258,12 @@ def merge_layers(schema: type, layers: list[Layer]) -> DictConfig:
             node = OmegaConf.select(cfg, parent) if parent else cfg
             reason = str(getattr(exc, "msg", exc)).splitlines()[0]
             raise ConfigError(f"bad value for {key!r} (from {source}): {reason}; {_valid(node, parent)}") from None
+    try:  # ${...} interpolations, resolved once here so that a dangling one is named now, not on first use
+        OmegaConf.resolve(cfg)
+    except OmegaConfBaseException as exc:
+        key = str(getattr(exc, "full_key", "") or "")
+        raise ConfigError(f"cannot resolve the value of {key!r}: {_first_line(exc)}; a ${{...}} interpolation must "
+                          "name an existing key (or quote the text)") from None
     return cfg
 
 
