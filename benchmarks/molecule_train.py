@@ -113,7 +113,8 @@ def main() -> None:
     final_dir = args.work / "final"
     final_dir.mkdir(parents=True, exist_ok=True)
     wait(launch(args.run, final_dir, args.data_dir, gpus, steps, args.minutes + 0.5, args.extra))
-    summary = {"runs": args.run, "extra": args.extra, "gpus": gpus, "prepare_s": prepared_s, "probe_steps_per_s_and_warmup_s": rates,
+    summary = {"runs": args.run, "extra": args.extra, "gpus": gpus, "prepare_s": prepared_s,
+               "probe_steps_per_s_and_warmup_s": rates,
                "steps": steps, "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
                "total_s": time.perf_counter() - start}
     for name in steps:

@@ -19,8 +19,8 @@ _EXPORTS = {
     "sample": "mdsample.api",
     "RunResult": "mdsample.api",
     "load_domain": "mdsample.plugin_manager",
-    "available_samplers": "mdsample.api",
-    "available_domains": "mdsample.api",
+    "available_samplers": "mdsample.plugin_manager",
+    "available_domains": "mdsample.plugin_manager",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -35,6 +35,9 @@ from mdsample.core.callbacks import Callback, RichProgress, TraceRecorder
 from mdsample.core.infill import EarlyExit
 from mdsample.domain import Domain, Initial
 from mdsample.errors import ConfigError
+from mdsample.plugin_manager import available_domains, available_samplers
+
+__all__ = ["RunResult", "Shard", "available_domains", "available_samplers", "execute", "run", "sample"]
 
 
 @dataclass
@@ -114,16 +117,6 @@ def batch_seed(seed: int, index: int) -> int:
     """The seed of batch ``index``'s random stream: ``seed`` for the first batch (one-batch runs keep their
     historical output), then strides of ``_SEED_STRIDE`` modulo 2^64."""
     return (seed + index * _SEED_STRIDE) % 2**64
-
-
-def available_domains() -> list[str]:
-    """Names of the registered domains."""
-    return sorted(plugin_manager.domains())
-
-
-def available_samplers() -> list[str]:
-    """Names of the registered samplers (selection rules)."""
-    return sorted(plugin_manager.samplers())
 
 
 def sample(
@@ -258,7 +251,7 @@ def run_metrics(
         "nfe_mean": nfe_f.mean().item(),
         "nfe_p50": nfe_f.quantile(0.5).item(),
         "nfe_p90": nfe_f.quantile(0.9).item(),
-        "wall_s_total": wall,
+        "wall_s_total": wall,  # seconds in decode(); with several processes, the longest process's
         "wall_s_per_sample": wall / max(len(objects), 1),
     }
     out.update({k: float(v) for k, v in domain.metrics(objects, options, initial).items()})
@@ -352,7 +345,7 @@ def execute(
     if parts is None:
         return None
     done = sorted((d for part, _ in parts for d in part), key=lambda d: d.index)
-    wall = sum(w for _, w in parts)
+    wall = max(w for _, w in parts)  # the processes decode concurrently: wall-clock is the longest, not the sum
     objects = [o for d in done for o in d.objects]
     initials = [own[d.index] if d.index in own else _initial_state(domain, denoiser, options, cfg, d.index, device)
                 for d in done]

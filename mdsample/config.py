@@ -7,12 +7,16 @@ a typed schema is built for that pair and every layer is merged into it in order
     structured defaults -> configs/defaults.yaml -> domain.defaults() -> --config FILE -> CLI flags -> key=value
 
 Each layer is checked against the schema before it is merged, so a typo or a bad value becomes a one-line
-ConfigError that names the key, the layer it came from and the valid keys of its node.
+ConfigError that names the key, the layer it came from and the valid keys of its node. The schema comes from the
+plugins' descriptions (mdsample.describe), and the resolved options are built once into the domain's and the
+rule's dataclasses (whose ``__post_init__`` may reject values), all before torch or a domain is imported.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field, make_dataclass
@@ -24,9 +28,8 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from mdsample import plugin_manager
-from mdsample.core.cache import CACHE_MODES
-from mdsample.core.capture import CAPTURE_MODES
-from mdsample.core.stats import CONFIDENCES
+from mdsample.core.choices import CACHE_MODES, CAPTURE_MODES, CONFIDENCES
+from mdsample.describe import DomainInfo, SamplerInfo
 from mdsample.errors import ConfigError, MissingFileError, PluginError, UnknownChoiceError
 
 PACKAGE_DEFAULTS = Path(__file__).parent / "configs" / "defaults.yaml"
@@ -97,7 +100,22 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"cannot parse config file {str(path)!r}: {' '.join(str(exc).split())}") from exc
     if not isinstance(loaded, DictConfig):
         raise ConfigError(f"config file {str(path)!r} must hold a mapping of keys, not a list")
-    return OmegaConf.to_container(loaded)
+    data = OmegaConf.to_container(loaded)
+    _check_names(data, path)
+    return data
+
+
+def _check_names(node: Any, path: Path, where: str = "") -> None:
+    """Every key of a loaded YAML mapping is a name (YAML also allows numbers, booleans and null as keys)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if not isinstance(key, str):
+                raise ConfigError(f"config file {str(path)!r}: key {key!r}{f' under {where!r}' if where else ''} "
+                                  "is not a name; keys are words like decode or steps")
+            _check_names(value, path, f"{where}.{key}" if where else key)
+    elif isinstance(node, list):
+        for item in node:
+            _check_names(item, path, where)
 
 
 def parse_dotlist(items: typing.Iterable[str]) -> dict[str, Any]:
@@ -107,7 +125,19 @@ def parse_dotlist(items: typing.Iterable[str]) -> dict[str, Any]:
         key = item.split("=", 1)[0]
         if "=" not in item or not key or key.startswith(".") or key.endswith("."):
             raise ConfigError(f"override {item!r} must look like key=value, e.g. decode.steps=32")
-    return OmegaConf.to_container(OmegaConf.from_dotlist(items)) if items else {}
+    merged = OmegaConf.create()
+    for item in items:
+        try:
+            merged = OmegaConf.merge(merged, OmegaConf.from_dotlist([item]))
+        except Exception as exc:  # YAML or omegaconf refusing the value: name the override, not the parser
+            raise ConfigError(f"override {item!r} is not a valid value: {_first_line(exc)}; quote strings, e.g. "
+                              "key='text'") from None
+    return OmegaConf.to_container(merged)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "msg", None) or exc).strip().splitlines()
+    return " ".join(text[0].split()) if text else type(exc).__name__
 
 
 def nest(flat: dict[str, Any]) -> dict[str, Any]:
@@ -118,8 +148,12 @@ def nest(flat: dict[str, Any]) -> dict[str, Any]:
             continue
         *parents, last = key.split(".")
         node = out
-        for part in parents:
+        for depth, part in enumerate(parents):
             node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                section = ".".join(parents[: depth + 1])
+                raise ConfigError(f"{section!r} is a section of options (set {section}.KEY=VALUE), not a value; "
+                                  f"got {section}={node!r}")
         if isinstance(value, dict) and isinstance(node.get(last), dict):
             node[last].update(value)
         else:
@@ -137,6 +171,14 @@ def _lookup(layers: list[Layer], *path: str) -> Any:
         if node is not None:
             found = node
     return found
+
+
+def _name(layers: list[Layer], node: str) -> str | None:
+    """``domain.name`` / ``sampler.name`` as the layers set it; a value that is not a plain name is a ConfigError."""
+    value = _lookup(layers, node, "name")
+    if value is not None and not isinstance(value, str):
+        raise ConfigError(f"{node}.name must be a name, got {value!r}; see `mdsample list`")
+    return value
 
 
 # ---------------------------------------------------------------------------------------------------------- schema
@@ -175,10 +217,10 @@ def node_schema(base: type, name: str, options: type) -> type:
     return make_dataclass(f"{options.__name__}Node", [name_field, *fields], bases=(base,))
 
 
-def run_schema(domain: Any, rule: type) -> type:
+def run_schema(domain: DomainInfo, rule: SamplerInfo) -> type:
     """RunConfig whose ``domain`` and ``sampler`` nodes carry the options of the chosen domain and rule."""
-    dom = node_schema(DomainNode, domain.name, domain.Options)
-    smp = node_schema(SamplerNode, rule.name, rule.Config)
+    dom = node_schema(DomainNode, domain.name, domain.options)
+    smp = node_schema(SamplerNode, rule.name, rule.config)
     fields = [("domain", dom, field(default_factory=dom)), ("sampler", smp, field(default_factory=smp))]
     return make_dataclass("ResolvedRunConfig", fields, bases=(RunConfig,))
 
@@ -196,7 +238,10 @@ def _check_keys(node: DictConfig, layer: dict[str, Any], source: str, prefix: st
         if key not in node:
             raise ConfigError(f"unknown config key {path!r} (from {source}); {_valid(node, prefix.rstrip('.'))}")
         child = node._get_node(key)
-        if isinstance(child, DictConfig) and isinstance(value, dict):
+        if isinstance(child, DictConfig) and not isinstance(value, dict):
+            raise ConfigError(f"{path!r} (from {source}) is a section of options, not a value: set {path}.KEY=VALUE; "
+                              f"{_valid(child, path)}")
+        if isinstance(child, DictConfig):
             _check_keys(child, value, source, f"{path}.")
 
 
@@ -213,11 +258,17 @@ def merge_layers(schema: type, layers: list[Layer]) -> DictConfig:
             node = OmegaConf.select(cfg, parent) if parent else cfg
             reason = str(getattr(exc, "msg", exc)).splitlines()[0]
             raise ConfigError(f"bad value for {key!r} (from {source}): {reason}; {_valid(node, parent)}") from None
+    try:  # ${...} interpolations, resolved once here so that a dangling one is named now, not on first use
+        OmegaConf.resolve(cfg)
+    except OmegaConfBaseException as exc:
+        key = str(getattr(exc, "full_key", "") or "")
+        raise ConfigError(f"cannot resolve the value of {key!r}: {_first_line(exc)}; a ${{...}} interpolation must "
+                          "name an existing key (or quote the text)") from None
     return cfg
 
 
-def _domain_layer(domain: Any, rule_name: str) -> dict[str, Any]:
-    defaults = dict(domain.defaults() or {})
+def _domain_layer(domain: DomainInfo, rule_name: str) -> dict[str, Any]:
+    defaults = dict(domain.defaults or {})
     extra = sorted(set(defaults) - set(DOMAIN_DEFAULT_KEYS))
     if extra:
         raise PluginError(
@@ -229,6 +280,46 @@ def _domain_layer(domain: Any, rule_name: str) -> dict[str, Any]:
     if sampler:
         layer["sampler"] = dict(sampler)
     return layer
+
+
+def check_options(node: DictConfig, options: type, what: str) -> None:
+    """Build the ``options`` dataclass from ``node`` once, so that its own checks (``__post_init__``) run now; a
+    plain TypeError or ValueError from it becomes a ConfigError naming ``what``."""
+    try:
+        options(**options_of(node))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"bad {what} options: {' '.join(str(exc).split())}") from None
+
+
+def check_task(domain: DomainInfo, task: str | None) -> None:
+    """``domain.task`` must be one of the tasks the domain describes (None: its default)."""
+    if task is not None and domain.tasks and task not in domain.tasks:
+        raise UnknownChoiceError(f"{domain.name} task", task, domain.tasks)
+
+
+DEVICE = re.compile(r"auto|cpu|mps|meta|(cuda|xpu)(:\d+)?")
+
+
+def check_device(name: str, key: str = "device") -> None:
+    """A device name torch would accept (whether it is present is checked when the run starts)."""
+    if not DEVICE.fullmatch(str(name)):
+        raise ConfigError(f"{key}={name!r} is not a device; use auto, cpu, cuda or cuda:N (also mps, xpu[:N])")
+
+
+def check_out_dir(path: str | None, what: str) -> None:
+    """``path`` can be (or already is) a directory that we may write into; checked before anything is loaded."""
+    if path is None:
+        return
+    target = Path(path).expanduser()
+    if target.exists() and not target.is_dir():
+        raise ConfigError(f"{what} {path!r} exists and is not a directory; give a directory path")
+    existing = target
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"{what} {path!r}: {str(existing)!r} is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK) or str(existing.resolve()).startswith(("/proc", "/sys")):
+        raise ConfigError(f"{what} {path!r}: cannot create or write into {str(existing)!r}; choose another directory")
 
 
 def _validate(cfg: DictConfig) -> None:
@@ -267,11 +358,14 @@ def resolve_config(
     user.append(("overrides", parse_dotlist(dotlist)))
     base: list[Layer] = [("package defaults", load_yaml(PACKAGE_DEFAULTS))]
     raw = base + user
-    dom = plugin_manager.load_domain(_lookup(raw, "domain", "name") or DomainNode.name)
-    rule = plugin_manager.get_rule(_lookup(raw, "sampler", "name") or SamplerNode.name)
+    dom = plugin_manager.domain_info(_name(raw, "domain") or DomainNode.name)
+    rule = plugin_manager.sampler_info(_name(raw, "sampler") or SamplerNode.name)
     layers = [*base, (f"domain {dom.name!r} defaults", _domain_layer(dom, rule.name)), *user]
     cfg = merge_layers(run_schema(dom, rule), layers)
     _validate(cfg)
+    check_task(dom, cfg.domain.task)
+    check_options(cfg.domain, dom.options, f"domain {dom.name!r}")
+    check_options(cfg.sampler, rule.config, f"sampler {rule.name!r}")
     return cfg
 
 
@@ -287,8 +381,8 @@ def resolve_train_config(
     layers: list[Layer] = [] if config_file is None else [(f"config file {str(config_file)!r}", load_yaml(config_file))]
     layers.append(("arguments", nest({**(flags or {}), "domain.name": domain})))
     layers.append(("overrides", parse_dotlist(dotlist)))
-    dom = plugin_manager.load_domain(_lookup(layers, "domain", "name") or DomainNode.name)
-    dom_node = node_schema(DomainNode, dom.name, dom.Options)
+    dom = plugin_manager.domain_info(_name(layers, "domain") or DomainNode.name)
+    dom_node = node_schema(DomainNode, dom.name, dom.options)
     train_node = make_dataclass("TrainNode", dataclass_fields(train_config))
     schema = make_dataclass(
         "TrainRunConfig",
@@ -299,7 +393,11 @@ def resolve_train_config(
             ("train", train_node, field(default_factory=train_node)),
         ],
     )
-    return merge_layers(schema, layers)
+    cfg = merge_layers(schema, layers)
+    check_task(dom, cfg.domain.task)
+    check_options(cfg.domain, dom.options, f"domain {dom.name!r}")
+    check_options(cfg.train, train_config, "train")
+    return cfg
 
 
 def options_of(node: DictConfig) -> dict[str, Any]:

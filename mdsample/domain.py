@@ -17,25 +17,12 @@ import torch
 from mdsample.core.denoiser import Denoiser
 from mdsample.core.state import MaskedState
 from mdsample.errors import ConfigError
+from mdsample.options import DomainOptions
+
+__all__ = ["Domain", "DomainOptions", "Initial", "TrainData"]
 
 if TYPE_CHECKING:
     from mdsample.train import TrainConfig
-
-
-@dataclass
-class DomainOptions:
-    """Options every domain understands; a domain's own ``Options`` dataclass subclasses it.
-
-    ``model`` is None for the shipped house model, else a hub id or a local path. ``prompt`` is the domain's
-    template syntax for conditioning/infilling (documented by each domain). ``task`` names one of ``tasks()``.
-    ``label`` is the class of class-conditional domains (``--class A``); domains without classes reject it.
-    """
-
-    model: str | None = None
-    prompt: str | None = None
-    task: str | None = None
-    label: str | None = None
-    trust_remote_code: bool = False
 
 
 @dataclass

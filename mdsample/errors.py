@@ -8,7 +8,17 @@ from __future__ import annotations
 
 
 class MdsampleError(Exception):
-    """Base class of every user-facing error of mdsample."""
+    """Base class of every user-facing error of mdsample. ``hint``: an optional second line (what to try)."""
+
+    hint: str | None = None
+
+
+class UsageError(MdsampleError):
+    """A command line that does not parse: an unknown option, a missing or malformed argument."""
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.hint = hint
 
 
 class ConfigError(MdsampleError):
@@ -25,6 +35,16 @@ class UnknownChoiceError(ConfigError):
 
 class MissingFileError(MdsampleError):
     """A file or directory the user named (or that a command needs) does not exist."""
+
+
+class BrokenFileError(MdsampleError):
+    """A file that exists but cannot be read as what it should be (truncated weights, corrupt JSON or YAML)."""
+
+    def __init__(self, path: object, what: str, reason: BaseException | str):
+        text = reason if isinstance(reason, str) else f"{type(reason).__name__}: {reason}"
+        super().__init__(f"{what} {str(path)!r} is broken ({' '.join(str(text).split())}); "
+                         "replace or re-create it")
+        self.path = path
 
 
 class DataNotPreparedError(MissingFileError):

@@ -16,12 +16,19 @@ hookimpl = HookimplMarker("mdsample")
 
 @hookspec
 def register_domains(register):
-    """Called when domains are first needed; ``register(domain)`` takes a Domain instance (named ``domain.name``)."""
+    """Called when domains are first needed; ``register(info)`` takes a ``mdsample.describe.DomainInfo``.
+
+    A DomainInfo names, describes and gives the options schema of the domain without importing it (the domain is
+    imported when a run needs it). A Domain instance is accepted too, at the price of importing it on every command.
+    """
 
 
 @hookspec
 def register_samplers(register):
-    """Called when samplers are first needed; ``register(rule_class)`` takes a Rule subclass (named ``cls.name``)."""
+    """Called when samplers are first needed; ``register(info)`` takes a ``mdsample.describe.SamplerInfo``.
+
+    As for domains, a Rule subclass is accepted too, at the price of importing it (and torch) on every command.
+    """
 
 
 @hookspec
@@ -38,5 +45,7 @@ def register_commands(register):
     """Called when the CLI starts; ``register(name, help, configure, run)`` adds the subcommand ``mdsample NAME``.
 
     ``configure(parser: argparse.ArgumentParser) -> None`` adds its arguments (``--debug`` is already there);
-    ``run(args: argparse.Namespace) -> int`` does the work and returns the exit code.
+    ``run(args: argparse.Namespace) -> int`` does the work and returns 0 (any other code is reported as the
+    command's failure, exit 2; raise an MdsampleError to say why in one line). Either may be given as a
+    ``"module:attribute"`` name, imported only when the command runs.
     """

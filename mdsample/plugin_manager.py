@@ -5,6 +5,10 @@ built-in has no privileges a third party lacks. Loading is lazy and forgiving: a
 whose hook raises, is recorded as a ``LoadProblem`` (plugin name + one line) and skipped, so one broken plugin never
 takes the CLI down; ``mdsample list`` shows the problems. ``MDSAMPLE_PLUGINS`` (comma list; empty = none) pins
 which entry points load, which keeps tests independent of whatever else is installed.
+
+The registries hold descriptions (``mdsample.describe``), not the objects: ``domains()`` and ``samplers()`` never
+import a domain or a rule, so listing and config checks stay fast. ``load_domain`` and ``get_rule`` import the real
+object when a run needs it; a plugin whose module then fails to import is a one-line PluginError naming it.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ from typing import Any
 import pluggy
 
 from mdsample import hookspecs
-from mdsample.errors import UnknownChoiceError
+from mdsample.describe import DomainInfo, SamplerInfo
+from mdsample.errors import MdsampleError, PluginError, UnknownChoiceError
 
 GROUP = "mdsample"
 ENV_VAR = "MDSAMPLE_PLUGINS"
@@ -35,12 +40,13 @@ class LoadProblem:
 
 @dataclass(frozen=True)
 class Command:
-    """A subcommand registered through ``register_commands``."""
+    """A subcommand registered through ``register_commands``; ``configure`` and ``run`` may be given as
+    ``"module:attribute"`` names, imported only when the command is used (so listing commands stays fast)."""
 
     name: str
     help: str
-    configure: Callable[[Any], None]
-    run: Callable[[Any], int]
+    configure: Callable[[Any], None] | str
+    run: Callable[[Any], int] | str
 
 
 class _State:
@@ -52,6 +58,7 @@ class _State:
         self.problems: list[LoadProblem] = []  # from loading entry points
         self.registries: dict[str, dict[str, tuple[Any, str]]] = {}
         self.hook_problems: dict[str, list[LoadProblem]] = {}  # per hook, rebuilt with its registry
+        self.built: dict[tuple[str, str], Any] = {}  # (hook, name) -> the loaded Domain instance / Rule class
         self.entry_points_loaded = False
 
 
@@ -106,6 +113,7 @@ def register_plugin(plugin: object, name: str) -> None:
     state.pm.register(plugin, name=name)
     state.registries.clear()
     state.hook_problems.clear()
+    state.built.clear()
 
 
 def plugin_manager() -> pluggy.PluginManager:
@@ -128,10 +136,16 @@ def problems() -> list[LoadProblem]:
     return state.problems + [p for hook in _KEYS for p in state.hook_problems[hook]]
 
 
-# hook name -> how a registered object is named
+def _described(info_class: type, obj: Any) -> tuple[str, Any]:
+    """(name, description) of a registered description, or of a Domain instance / Rule class registered directly."""
+    info = obj if isinstance(obj, info_class) else info_class.of(obj)
+    return info.name, info
+
+
+# hook name -> how a registered object is named and kept
 _KEYS: dict[str, Callable[..., tuple[str, Any]]] = {
-    "register_domains": lambda domain: (domain.name, domain),
-    "register_samplers": lambda rule: (rule.name, rule),
+    "register_domains": lambda domain: _described(DomainInfo, domain),
+    "register_samplers": lambda rule: _described(SamplerInfo, rule),
     "register_metrics": lambda name, fn: (name, fn),
     "register_commands": lambda name, help, configure, run: (name, Command(name, help, configure, run)),
 }
@@ -167,13 +181,13 @@ def _registry(state: _State, hook: str) -> dict[str, tuple[Any, str]]:
     return registry
 
 
-def domains() -> dict[str, tuple[Any, str]]:
-    """Domain name -> (Domain instance, plugin name)."""
+def domains() -> dict[str, tuple[DomainInfo, str]]:
+    """Domain name -> (its DomainInfo, plugin name); imports no domain."""
     return _registry(_get(), "register_domains")
 
 
-def samplers() -> dict[str, tuple[Any, str]]:
-    """Sampler name -> (Rule subclass, plugin name)."""
+def samplers() -> dict[str, tuple[SamplerInfo, str]]:
+    """Sampler name -> (its SamplerInfo, plugin name); imports no rule."""
     return _registry(_get(), "register_samplers")
 
 
@@ -187,17 +201,58 @@ def commands() -> dict[str, tuple[Command, str]]:
     return _registry(_get(), "register_commands")
 
 
-def load_domain(name: str) -> Any:
-    """The registered Domain called ``name``; UnknownChoiceError lists the registered ones."""
+def available_domains() -> list[str]:
+    """Names of the registered domains (the public ``mdsample.available_domains``; imports no domain)."""
+    return sorted(domains())
+
+
+def available_samplers() -> list[str]:
+    """Names of the registered samplers, i.e. selection rules (``mdsample.available_samplers``; imports no rule)."""
+    return sorted(samplers())
+
+
+def domain_info(name: str) -> DomainInfo:
+    """The description of the domain ``name``; UnknownChoiceError lists the registered ones."""
     found = domains()
     if name not in found:
         raise UnknownChoiceError("domain", name, list(found))
     return found[name][0]
 
 
-def get_rule(name: str) -> Any:
-    """The registered Rule subclass called ``name``; UnknownChoiceError lists the registered ones."""
+def sampler_info(name: str) -> SamplerInfo:
+    """The description of the sampler ``name``; UnknownChoiceError lists the registered ones."""
     found = samplers()
     if name not in found:
         raise UnknownChoiceError("sampler", name, list(found))
     return found[name][0]
+
+
+def _build(hook: str, kind: str, name: str) -> Any:
+    """The object behind a description, imported once; an import that fails is a PluginError naming the plugin."""
+    state = _get()
+    key = (hook, name)
+    if key not in state.built:
+        info, plugin = _registry(state, hook)[name]
+        try:
+            built = info.build()
+        except MdsampleError:
+            raise
+        except (Exception, SystemExit) as exc:  # a plugin whose module is broken fails this run, by its name
+            raise PluginError(f"plugin {plugin!r} could not load {kind} {name!r}: {_one_line(exc)}") from exc
+        if getattr(built, "name", None) != name:
+            raise PluginError(f"plugin {plugin!r} described {kind} {name!r} but loaded one called "
+                              f"{getattr(built, 'name', None)!r}")
+        state.built[key] = built
+    return state.built[key]
+
+
+def load_domain(name: str) -> Any:
+    """The registered Domain called ``name`` (its module imported now); UnknownChoiceError lists the registered."""
+    domain_info(name)
+    return _build("register_domains", "domain", name)
+
+
+def get_rule(name: str) -> Any:
+    """The registered Rule subclass called ``name`` (imported now); UnknownChoiceError lists the registered ones."""
+    sampler_info(name)
+    return _build("register_samplers", "sampler", name)

@@ -7,16 +7,18 @@ torch.compile; on CPU it runs in plain float32, which is what the tests use.
 
 A run directory ends up with ``config.json`` + ``model.safetensors`` (float16, the best validation checkpoint),
 the domain's assets, ``train_log.jsonl`` and ``MODEL_CARD.md``. ``max_minutes`` stops the run cleanly, saving as
-usual, so a job under a hard wall-clock limit always leaves a usable model behind.
+usual, so a job under a hard wall-clock limit always leaves a usable model behind; a job that is killed instead
+resumes from its last checkpoint (train_checkpoint.py) with ``mdsample train --resume RUN_DIR``.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import platform
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -32,36 +34,10 @@ from mdsample.models.house import (
     sha256_file,
 )
 from mdsample.models.mdlm import mdlm_objective
+from mdsample.train_checkpoint import CHECKPOINT, Progress, load_checkpoint, save_checkpoint
+from mdsample.train_config import TrainConfig
 
-
-@dataclass
-class TrainConfig:
-    """Hyper-parameters of ``train``. ``dtype`` "bf16" means bf16 autocast on CUDA; CPU always runs float32.
-
-    ``max_minutes`` counts from the first step (torch.compile's warm-up included); the final evaluation and the save
-    come on top and take seconds, so leave a little margin under a hard job limit. The cosine schedule is laid out
-    over ``steps``, so pick ``steps`` that fit the budget (H100, "small", batch 512, L=64: ~110 steps/s compiled,
-    ~60 eager) rather than relying on the time limit. ``init`` continues from a house checkpoint (fine-tuning, e.g.
-    on posterior traces) instead of fresh weights; it must fit the domain's vocabulary and layout.
-    """
-
-    size: str = "small"
-    steps: int = 20000
-    batch_size: int = 512
-    lr: float = 1e-3
-    min_lr_ratio: float = 0.1
-    warmup: int = 500
-    weight_decay: float = 0.01
-    grad_clip: float = 1.0
-    eval_every: int = 1000
-    eval_batches: int = 20
-    seed: int = 0
-    device: str = "auto"
-    dtype: str = "bf16"
-    compile: bool = False
-    log_every: int = 100
-    max_minutes: float | None = None
-    init: str | None = None
+__all__ = ["TrainConfig", "lr_factor", "train"]
 
 
 def lr_factor(step: int, cfg: TrainConfig) -> float:
@@ -73,17 +49,13 @@ def lr_factor(step: int, cfg: TrainConfig) -> float:
 
 
 def train(domain: Domain, options: DomainOptions, cfg: TrainConfig, out_dir: Path, command: str = "") -> Path:
-    """Train the house model of ``domain`` into ``out_dir`` and return ``out_dir``."""
-    if cfg.dtype not in ("bf16", "fp32"):
-        raise ConfigError(f"unknown train dtype {cfg.dtype!r}; choose one of: bf16, fp32")
+    """Train the house model of ``domain`` into ``out_dir`` and return ``out_dir``; with ``cfg.resume``, continue
+    from ``out_dir``'s checkpoint (from step 0 when there is none yet)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if cfg.steps < 1:
-        raise ConfigError(f"train steps must be >= 1, got {cfg.steps}")
-    if cfg.device == "auto":
-        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    else:
-        device = torch.device(cfg.device)
+    from mdsample.api import resolve_device
+
+    device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     if device.type == "cuda":
         torch.set_float32_matmul_precision("high")  # TF32 for whatever autocast leaves in float32
@@ -126,13 +98,21 @@ def train(domain: Domain, options: DomainOptions, cfg: TrainConfig, out_dir: Pat
         return total.item() / cfg.eval_batches
 
     gen = torch.Generator(device).manual_seed(cfg.seed)
-    best: tuple[float, int, dict[str, torch.Tensor]] | None = None
-    run_loss = torch.zeros((), device=device)
-    run_ce = torch.zeros((), device=device)
+    checkpoint, log_path = out_dir / CHECKPOINT, out_dir / "train_log.jsonl"
+    zero = torch.zeros((), device=device)
+    progress = Progress(0, None, 0, zero.clone(), zero.clone())
+    if cfg.resume and checkpoint.is_file():
+        progress = load_checkpoint(checkpoint, model, optimizer, gen)
+        print(f"resuming {out_dir} from step {progress.step}", flush=True)
+    elif cfg.resume:
+        print(f"no checkpoint in {out_dir} yet; starting from step 0", flush=True)
+    if log_path.is_file() and log_path.stat().st_size >= progress.log_bytes:
+        os.truncate(log_path, progress.log_bytes)  # drop what was logged after the checkpoint (all of it for step 0)
+    step, best, run_loss, run_ce = progress.step, progress.best, progress.run_loss, progress.run_ce
     tokens_per_step = cfg.batch_size * train_rows.shape[1]
-    start = tick = time.perf_counter()
-    step, last_loss, last_val = 0, float("nan"), float("nan")
-    with open(out_dir / "train_log.jsonl", "w") as log:
+    start = tick = saved_at = time.perf_counter()
+    last_loss, last_val = float("nan"), float("nan")
+    with open(log_path, "a") as log:
         while step < cfg.steps:
             for group in optimizer.param_groups:
                 group["lr"] = cfg.lr * lr_factor(step, cfg)
@@ -185,6 +165,11 @@ def train(domain: Domain, options: DomainOptions, cfg: TrainConfig, out_dir: Pat
             if out_of_time:
                 print(f"stopping at step {step}: max_minutes={cfg.max_minutes} reached", flush=True)
                 break
+            by_steps = cfg.checkpoint_steps and step % cfg.checkpoint_steps == 0
+            by_time = cfg.checkpoint_minutes and time.perf_counter() - saved_at >= 60 * cfg.checkpoint_minutes
+            if (by_steps or by_time) and not done:
+                save_checkpoint(checkpoint, model, optimizer, gen, Progress(step, best, log.tell(), run_loss, run_ce))
+                saved_at = time.perf_counter()
     wall = time.perf_counter() - start
 
     assert best is not None  # the final step always evaluates
@@ -205,6 +190,7 @@ def train(domain: Domain, options: DomainOptions, cfg: TrainConfig, out_dir: Pat
         n_params,
         weights,
     )
+    checkpoint.unlink(missing_ok=True)  # the run is complete: nothing left to resume
     return out_dir
 
 

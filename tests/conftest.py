@@ -1,16 +1,51 @@
-"""Shared fixtures of the front-end tests: an isolated plugin manager with the toy domain, and a CLI runner."""
+"""Shared fixtures of the tests: an isolated environment for every test, the toy domain, and a CLI runner.
+
+Every test starts the same way whatever ran before it and whatever the user's shell holds: no ``MDSAMPLE_*``
+variable from outside (data caches go to a temporary folder, never ~/.cache), a fresh plugin manager, and random
+generators seeded (torch, numpy, random). So the suite passes in any order and with MDSAMPLE_* set.
+"""
 
 from __future__ import annotations
 
+import os
+import random
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+# Test modules read the registries when they are collected (e.g. parametrising over every domain), before any
+# fixture runs: the user's MDSAMPLE_* settings are dropped here already, and again before every test.
+for _key in [k for k in os.environ if k.startswith("MDSAMPLE_")]:
+    del os.environ[_key]
+
 TESTS = Path(__file__).resolve().parent
 if str(TESTS) not in sys.path:  # toy_domain.py is imported as a top-level module, as an entry point would name it
     sys.path.insert(0, str(TESTS))
+
+
+@pytest.fixture(scope="session")
+def data_root(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("mdsample-data")
+
+
+@pytest.fixture(autouse=True)
+def isolated(monkeypatch, data_root):
+    import numpy as np
+    import torch
+
+    from mdsample import plugin_manager
+
+    for key in [k for k in os.environ if k.startswith("MDSAMPLE_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("MDSAMPLE_DATA", str(data_root))
+    plugin_manager.reset()
+    torch.manual_seed(0)
+    np.random.seed(0)
+    random.seed(0)
+    yield
+    plugin_manager.reset()
 
 
 @pytest.fixture

@@ -22,8 +22,10 @@ import pytest
 from mdsample import plugin_manager
 from mdsample.core.rules import BUILTIN_RULES
 from mdsample.hookspecs import hookimpl
+from mdsample.testing.entry_points import plugin_site
 
 TESTS = Path(__file__).resolve().parent
+DNA_SOURCE = TESTS.parent / "examples" / "mdsample-dna"
 
 # module name -> source; the entry points below name them
 MODULES = {
@@ -59,13 +61,14 @@ def site_with_broken_plugins(tmp_path: Path) -> Path:
     )
     for name, source in MODULES.items():
         (site / f"{name}.py").write_text(textwrap.dedent(source))
+    plugin_site(site, DNA_SOURCE, "mdsample-dna", {"dna": "mdsample_dna"})  # the example plugin, if not installed
     return site
 
 
 def mdsample_cli(site: Path, *args: str) -> subprocess.CompletedProcess:
     """``mdsample ARGS`` in a fresh interpreter seeing every installed plugin plus the broken ones (nothing pinned)."""
     env = {k: v for k, v in os.environ.items() if k != "MDSAMPLE_PLUGINS"}
-    env.update(PYTHONPATH=os.pathsep.join([str(site), str(TESTS)]), COLUMNS="250")
+    env.update(PYTHONPATH=os.pathsep.join([str(site), str(TESTS), str(DNA_SOURCE)]), COLUMNS="250")
     cmd = [sys.executable, "-c", "import sys; from mdsample.cli import main; sys.exit(main())", *args]
     return subprocess.run(cmd, env=env, cwd=site.parent, capture_output=True, text=True, timeout=300)
 

@@ -9,7 +9,7 @@ import torch
 import toy_domain
 import yaml
 
-from mdsample.api import sample
+from mdsample.api import resolve_device, sample
 
 
 def lines(path) -> list[str]:
@@ -28,7 +28,7 @@ def test_generation_writes_samples_metrics_and_config(cli, tmp_path):
     assert metrics["wall_s_total"] > 0 and metrics["wall_s_per_sample"] == pytest.approx(metrics["wall_s_total"] / 6)
     config = yaml.safe_load((run / "config.yaml").read_text())
     assert config["domain"]["name"] == "toy" and config["decode"]["steps"] == 8
-    assert config["device"] == "cpu" and config["out"] == str(run)
+    assert config["device"] == str(resolve_device("auto")) and config["out"] == str(run)  # cuda on a GPU host
     assert "nfe_mean" in res.out  # the rich table
 
 

@@ -1,8 +1,9 @@
 """The example third-party plugin (examples/mdsample-dna), installed as CI installs it: found only by entry point.
 
-These tests need ``pip install -e examples/mdsample-dna`` (the README's test command does it); without it they fail
-saying so. They check what a user sees right after installing the plugin: ``mdsample list`` shows its domain and
-rule, and ``mdsample --domain dna`` runs on the model shipped inside the plugin's package.
+The README's test command installs it (``pip install -e examples/mdsample-dna``); without that, the tests put its
+package and an entry point on the path (mdsample.testing.entry_points), so they run the same either way. They check
+what a user sees right after installing the plugin: ``mdsample list`` shows its domain and rule, and
+``mdsample --domain dna`` runs on the model shipped inside the plugin's package.
 """
 
 from __future__ import annotations
@@ -19,21 +20,29 @@ import pytest
 from mdsample import plugin_manager
 from mdsample.cli import main
 from mdsample.models.house import sha256_file
+from mdsample.testing.entry_points import plugin_site
 
-INSTALL = "pip install -e examples/mdsample-dna"
+SOURCE = Path(__file__).resolve().parent.parent / "examples" / "mdsample-dna"
 
 
 @pytest.fixture(scope="module")
-def weights() -> Path:
+def site(tmp_path_factory) -> list[str]:
+    """The paths that make the example plugin found by entry point (none when pip installed it)."""
+    return plugin_site(tmp_path_factory.mktemp("dna-site"), SOURCE, "mdsample-dna", {"dna": "mdsample_dna"})
+
+
+@pytest.fixture
+def weights(site, monkeypatch) -> Path:
+    for path in site:
+        monkeypatch.syspath_prepend(path)
     found = [ep for ep in entry_points(group="mdsample") if ep.name == "dna"]
-    assert found, f"the example plugin is not installed; run `{INSTALL}` (the README's test command does)"
-    assert found[0].value == "mdsample_dna" and found[0].dist.name == "mdsample-dna"
+    assert len(found) == 1 and found[0].value == "mdsample_dna" and found[0].dist.name == "mdsample-dna"
     import mdsample_dna.domain
 
     return mdsample_dna.domain.WEIGHTS_DIR
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def length(weights) -> int:
     from mdsample_dna.motifs import LENGTH
 
@@ -41,10 +50,11 @@ def length(weights) -> int:
 
 
 @pytest.fixture
-def installed(weights, monkeypatch, tmp_path):
+def installed(weights, site, monkeypatch, tmp_path):
     """The entry points exactly as installed (no MDSAMPLE_PLUGINS pin); cwd is a fresh tmp dir."""
     monkeypatch.delenv("MDSAMPLE_PLUGINS", raising=False)
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([*site, os.environ.get("PYTHONPATH", "")]))
     plugin_manager.reset()
     yield tmp_path
     plugin_manager.reset()

@@ -99,7 +99,8 @@ class Extras:
 def test_plugin_command_and_metrics(cli, tmp_path):
     plugin_manager.register_plugin(Extras(), "extras")
     res = cli("hello", "--name", "tests")
-    assert res.code == 3 and res.out == "hello tests\n"
+    assert res.out == "hello tests\n"  # a command's own failure code (3) ends, like every failure, in exit 2
+    assert res.code == 2 and res.err == "error: mdsample hello failed (it returned exit code 3)\n"
     assert "hello" in cli("list").out
     assert cli("--domain", "toy", "--sampler", "eb", "--out", tmp_path / "r", "--no-progress").code == 0
     metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())

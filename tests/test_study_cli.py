@@ -8,6 +8,8 @@ import pytest
 import toy_domain
 import yaml
 
+from mdsample.api import resolve_device
+
 STUDY = {
     "name": "toy",
     "n": 3,
@@ -42,7 +44,7 @@ def test_study_records_every_cell_then_resumes_with_nothing_to_do(cli, tmp_path)
     assert first["config"]["decode"]["steps"] == 2 and first["config"]["seed"] == 0
     assert first["quality"] == {"metric": "valid", "better": "higher"}
     assert set(first["nfe"]) >= {"mean", "p50", "p90", "p99"} and first["wall_s"] > 0
-    assert first["device"]["type"] == "cpu" and first["world_size"] == 1
+    assert first["device"]["type"] == resolve_device("auto").type and first["world_size"] == 1
     assert first["command"] == f"mdsample study {study} --out {tmp_path / 'out'} --no-progress"
     assert set(first["versions"]) == {"mdsample", "torch", "transformers", "python"}
     assert (tmp_path / "out" / "cells" / first["key"] / "samples.txt").is_file()

@@ -31,13 +31,13 @@ class SuccessorDenoiser:
     def __call__(self, tokens: torch.Tensor, **_: torch.Tensor) -> torch.Tensor:
         self.calls += 1
         b, length = tokens.shape
-        logits = torch.zeros(b, length, self.vocab_size)
-        pos = torch.arange(length)
+        logits = torch.zeros(b, length, self.vocab_size, device=tokens.device)  # the tokens' device (cuda on a GPU)
+        pos = torch.arange(length, device=tokens.device)
         logits[:, pos, pos % self.k] += 1.0
         left = tokens[:, :-1]
         known = left != self.mask_id
         succ = torch.where(known, (left + 1) % self.k, torch.zeros_like(left))
-        bonus = torch.zeros(b, length - 1, self.vocab_size).scatter(-1, succ.unsqueeze(-1), 3.0)
+        bonus = torch.zeros(b, length - 1, self.vocab_size, device=tokens.device).scatter(-1, succ.unsqueeze(-1), 3.0)
         logits[:, 1:] += bonus * known.unsqueeze(-1)
         logits[..., self.mask_id] = -1e4
         return logits
@@ -65,7 +65,7 @@ class ToyDomain(Domain):
     def initial_state(self, denoiser, options, n: int, device: torch.device, offset: int = 0) -> Initial:
         prompt = None
         if options.prompt:
-            prompt = torch.tensor([ALPHABET.index(c) for c in options.prompt])
+            prompt = torch.tensor([ALPHABET.index(c) for c in options.prompt], device=device)
         state = MaskedState.blank(n, options.length, denoiser.mask_id, prompt=prompt, device=device)
         return Initial(state=state, requests=[{"prompt": options.prompt} for _ in range(n)])
 

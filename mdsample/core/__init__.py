@@ -1,32 +1,36 @@
 """Domain-agnostic sampling core: masked state, denoiser protocol, selection rules, schedules, the decode loop, and
 the block-diffusion outer loop with DiffusionGemma's accept-and-renoise sampler.
 
-The core depends on no plugin package: domains depend on the core, never the reverse.
+The core depends on no plugin package: domains depend on the core, never the reverse. Names are imported on first
+use (PEP 562), so that the torch-free modules (``choices``, ``rules.configs``) can be read without importing torch.
 """
 
-from mdsample.core.blocks import BlockDenoiser, decode_blocks
-from mdsample.core.denoiser import Denoiser
-from mdsample.core.loop import DecodeResult, Editing, decode
-from mdsample.core.reselect import Reselect, refine
-from mdsample.core.rules import Rule, StepContext
-from mdsample.core.schedule import BlockSchedule
-from mdsample.core.state import MaskedState
-from mdsample.core.stats import StepStats
-from mdsample.core.tokens import TokenChooser
+from __future__ import annotations
 
-__all__ = [
-    "BlockDenoiser",
-    "BlockSchedule",
-    "DecodeResult",
-    "Denoiser",
-    "Editing",
-    "MaskedState",
-    "Reselect",
-    "Rule",
-    "StepContext",
-    "StepStats",
-    "TokenChooser",
-    "decode",
-    "decode_blocks",
-    "refine",
-]
+from importlib import import_module
+from typing import Any
+
+_EXPORTS = {
+    "BlockDenoiser": "mdsample.core.blocks",
+    "BlockSchedule": "mdsample.core.schedule",
+    "DecodeResult": "mdsample.core.loop",
+    "Denoiser": "mdsample.core.denoiser",
+    "Editing": "mdsample.core.loop",
+    "MaskedState": "mdsample.core.state",
+    "Reselect": "mdsample.core.reselect",
+    "Rule": "mdsample.core.rules",
+    "StepContext": "mdsample.core.rules",
+    "StepStats": "mdsample.core.stats",
+    "TokenChooser": "mdsample.core.tokens",
+    "decode": "mdsample.core.loop",
+    "decode_blocks": "mdsample.core.blocks",
+    "refine": "mdsample.core.reselect",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'mdsample.core' has no attribute {name!r}")

@@ -35,12 +35,10 @@ from dataclasses import dataclass
 import torch
 
 from mdsample.core.capture import StepRunner
+from mdsample.core.choices import CACHE_MODES
 from mdsample.core.denoiser import CachingDenoiser, Denoiser
 from mdsample.core.state import MaskedState
 from mdsample.errors import ConfigError
-
-CACHE_MODES = ("none", "prefix", "dual")
-"""none: every step is a full forward; prefix / dual: Fast-dLLM's prefix cache and dual cache (module docstring)."""
 
 Statistics = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]]
 """``stats(window_logits) -> (probs, x0 or None, conf or None)``; may write into ``window_logits`` (mask token)."""

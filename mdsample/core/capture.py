@@ -28,9 +28,8 @@ from dataclasses import dataclass
 
 import torch
 
+from mdsample.core.choices import CAPTURE_MODES
 from mdsample.errors import ConfigError
-
-CAPTURE_MODES = ("auto", "on", "off")
 
 
 def bucket(n: int, cap: int) -> int:

@@ -34,12 +34,13 @@ import torch
 from mdsample.core.cache import Statistics, StepForward
 from mdsample.core.callbacks import Callback
 from mdsample.core.capture import StepRunner
+from mdsample.core.choices import CONFIDENCES
 from mdsample.core.denoiser import Denoiser
 from mdsample.core.infill import EarlyExit
 from mdsample.core.rules.base import Rule, StepContext, ensure_progress
 from mdsample.core.schedule import Blocks, BlockSchedule, tokens_this_step
 from mdsample.core.state import MaskedState, noise
-from mdsample.core.stats import CONFIDENCES, KL_EPS, StepStats
+from mdsample.core.stats import KL_EPS, StepStats
 from mdsample.core.tokens import TokenChooser
 from mdsample.errors import ConfigError
 

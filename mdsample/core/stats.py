@@ -16,12 +16,6 @@ KL_EPS = 1e-12
 """The epsilon inside KLASS's logs, as in the reference: KL = sum p (log(p + eps) - log(p_prev + eps))."""
 
 
-CONFIDENCES = ("drawn", "mode")
-"""What ``conf`` scores: the probability of the drawn token x0 (LLaDA, Fast-dLLM, Dream, MaskGIT), or of the
-distribution's mode. They agree at temperature 0; with sampled tokens "drawn" favours the luckiest draws each step
-(mode-seeking, low diversity) while "mode" makes the position choice independent of the draw."""
-
-
 class StepStats:
     """Statistics of ``logits[b, W, V]`` for the window positions, given the chosen tokens ``x0[b, W]``."""
 

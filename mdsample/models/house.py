@@ -13,7 +13,6 @@ id is all ``load_house_denoiser`` needs.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from transformers import ModernBertConfig, ModernBertForMaskedLM
 from transformers.utils import logging as hf_logging
 
 from mdsample.errors import ConfigError, MissingFileError
+from mdsample.files import check_model_dir, sha256_file  # noqa: F401 (sha256_file: the trainers import it here)
 
 # hidden, layers, heads, GLU intermediate. "small": ~3.3M params + 257 per vocabulary entry, so float16 weights
 # stay under 8 MB for vocabularies up to ~2,700 tokens; "deep" (~3.5M) trades width for the depth that constraint
@@ -76,15 +76,6 @@ def save_house_model(model: ModernBertForMaskedLM, out_dir: Path) -> Path:
     return out_dir / "model.safetensors"
 
 
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, recorded in MODEL_CARD.md so shipped weights can be verified."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 class HouseDenoiser:
     """Wraps a ``ModernBertForMaskedLM`` into the Denoiser protocol: float32 logits ``[B, L, V]``, no gradients."""
 
@@ -115,6 +106,8 @@ def load_house_denoiser(
     Weights are stored in float16 only to keep files small; computing in float32 by default keeps sampling
     reproducible across devices. Remote code is never executed: the class is fixed to ModernBertForMaskedLM.
     """
+    if Path(path_or_hub_id).is_dir():
+        check_model_dir(path_or_hub_id)  # a broken file is named before transformers reads it
     try:
         with _quiet():
             model = ModernBertForMaskedLM.from_pretrained(

@@ -16,9 +16,23 @@ Markdown), ``command`` (the two CLI subcommands).
 
 from __future__ import annotations
 
-from mdsample.study.cells import Cell, expand
-from mdsample.study.report import write_report
-from mdsample.study.runner import run_study
-from mdsample.study.spec import Quality, Study, load_study
+from importlib import import_module
+from typing import Any
 
-__all__ = ["Cell", "Quality", "Study", "expand", "load_study", "run_study", "write_report"]
+_EXPORTS = {  # imported on first use (PEP 562): `mdsample study` checks its input before the runner imports torch
+    "Cell": "mdsample.study.cells",
+    "expand": "mdsample.study.cells",
+    "write_report": "mdsample.study.report",
+    "run_study": "mdsample.study.runner",
+    "Quality": "mdsample.study.spec",
+    "Study": "mdsample.study.spec",
+    "load_study": "mdsample.study.spec",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'mdsample.study' has no attribute {name!r}")

@@ -18,7 +18,6 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from mdsample import plugin_manager
-from mdsample.api import resolve_device
 from mdsample.config import resolve_config
 from mdsample.errors import ConfigError, UnknownChoiceError
 from mdsample.study.spec import Level, Quality, Study, expand_point
@@ -68,6 +67,8 @@ def cell_key(cfg: DictConfig) -> str:
     values = OmegaConf.to_container(cfg, resolve=True)
     for key in UNKEYED:
         values.pop(key, None)
+    from mdsample.api import resolve_device  # torch: only once the study's names are known to be good
+
     values["device"] = resolve_device(str(cfg.device)).type
     canonical = json.dumps(values, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:20]
@@ -79,7 +80,7 @@ def _points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
 
 
 def _tasks(study: Study, domain: str) -> dict[str, Level]:
-    known = plugin_manager.load_domain(domain).tasks()
+    known = list(plugin_manager.domain_info(domain).tasks)
     tasks = study.domains[domain].tasks or {known[0]: Level()}
     for task in tasks:
         if task not in known:
@@ -95,7 +96,7 @@ def expand(study: Study, extra: dict[str, Any] | None = None) -> list[Cell]:
     """
     extra = extra or {}
     for sampler in study.samplers:
-        plugin_manager.get_rule(sampler)  # UnknownChoiceError lists the registered ones
+        plugin_manager.sampler_info(sampler)  # UnknownChoiceError lists the registered ones
     cells: list[Cell] = []
     studied = {task for domain in study.domains for task in _tasks(study, domain)}
     for sampler, sampler_level in study.samplers.items():

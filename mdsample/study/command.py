@@ -45,14 +45,18 @@ def configure_study(parser: argparse.ArgumentParser) -> None:
 
 
 def run_study_command(args: argparse.Namespace) -> int:
-    from mdsample.study.distributed import join, leave
-    from mdsample.study.runner import run_study
+    from mdsample.config import check_device, check_out_dir
     from mdsample.study.spec import load_study, overrides
 
     study = load_study(study_file(args.study))
     extra = overrides(parse_dotlist(args.overrides), "the command's KEY=VALUE overrides")
     if args.device:
+        check_device(args.device, "--device")
         extra["device"] = args.device
+    check_out_dir(args.out, "--out")
+    from mdsample.study.distributed import join, leave  # torch: only once the input is known to be good
+    from mdsample.study.runner import run_study
+
     shard = join()
     try:
         run_study(study, extra=extra, out=args.out, progress=not args.no_progress, dry_run=args.dry_run,

@@ -51,8 +51,9 @@ def _parse(data: bytes, path: Path) -> tuple[list[dict[str, Any]], int]:
             continue
         try:
             record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ResultsFileError(f"line {number} of {path} is not valid JSON ({exc.msg}); delete that line and "
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            reason = getattr(exc, "msg", None) or exc.reason
+            raise ResultsFileError(f"line {number} of {path} is not valid JSON ({reason}); delete that line and "
                                    "rerun the study to recompute its cell") from None
         if not isinstance(record, dict) or "key" not in record:
             raise ResultsFileError(f"line {number} of {path} is not a study record (no 'key'); delete that line")

@@ -36,6 +36,7 @@ from mdsample.config import (
 from mdsample.core import BlockSchedule, DecodeResult, MaskedState, TokenChooser, decode
 from mdsample.core.denoiser import Denoiser
 from mdsample.core.rules import BUILTIN_RULES
+from mdsample.describe import DomainInfo, domain_mismatches
 from mdsample.domain import Domain, DomainOptions, Initial
 from mdsample.testing.report import Check, CheckFailed, Probe, expect, focused, guarded, source_of
 
@@ -258,19 +259,22 @@ def domain_checks(
         base = load_yaml(PACKAGE_DEFAULTS)
         for rule_name in sorted({*named, DECODE_RULE, PIPELINE_RULE} & set(registered)):
             rule = registered[rule_name][0]
+            info = DomainInfo.of(domain)
             guarded(f"the run config to resolve with the domain's defaults and sampler {rule_name!r}",
-                    lambda rule=rule: merge_layers(run_schema(domain, rule), [
+                    lambda rule=rule, info=info: merge_layers(run_schema(info, rule), [
                         ("package defaults", base),
-                        (f"domain {domain.name!r} defaults", _domain_layer(domain, rule.name)),
+                        (f"domain {domain.name!r} defaults", _domain_layer(info, rule.name)),
                     ]))
 
     def registered() -> None:
         found = plugin_manager.domains()
         expect(domain.name in found, f"domain {domain.name!r} registered through the mdsample entry points",
                f"registered domains: {', '.join(sorted(found)) or '(none)'}")
-        other = found[domain.name][0]
+        other = guarded(f"the registered {domain.name!r} to load", lambda: plugin_manager.load_domain(domain.name))
         expect(type(other) is type(domain), f"the registered {domain.name!r} to be a {type(domain).__qualname__}",
                f"a {type(other).__qualname__} from plugin {found[domain.name][1]!r}")
+        differ = domain_mismatches(found[domain.name][0], domain)
+        expect(not differ, "the plugin's description (DomainInfo) to match the domain it loads", "; ".join(differ))
 
     def shipped_model() -> None:
         if p.tests_shipped("shipped_model"):  # the very load every other check needs: done once, reported here

@@ -18,6 +18,7 @@ from mdsample import plugin_manager
 from mdsample.config import SamplerNode, node_schema
 from mdsample.core import BlockSchedule, MaskedState, TokenChooser, decode
 from mdsample.core.rules import Rule
+from mdsample.describe import sampler_mismatches
 from mdsample.testing import rule_inputs
 from mdsample.testing.domain_checks import NAME_PATTERN
 from mdsample.testing.report import Check, Probe, expect, focused, guarded, source_of
@@ -62,8 +63,11 @@ def rule_checks(rule: type[Rule], *, seed: int = 0, device: str = "cpu") -> list
         found = plugin_manager.samplers()
         expect(rule.name in found, f"sampler {rule.name!r} registered through the mdsample entry points",
                f"registered samplers: {', '.join(sorted(found)) or '(none)'}")
-        expect(found[rule.name][0] is rule, f"the registered {rule.name!r} to be {rule.__qualname__}",
-               f"{found[rule.name][0]!r} from plugin {found[rule.name][1]!r}")
+        loaded = guarded(f"the registered {rule.name!r} to load", lambda: plugin_manager.get_rule(rule.name))
+        expect(loaded is rule, f"the registered {rule.name!r} to be {rule.__qualname__}",
+               f"{loaded!r} from plugin {found[rule.name][1]!r}")
+        differ = sampler_mismatches(found[rule.name][0], rule)
+        expect(not differ, "the plugin's description (SamplerInfo) to match the rule it loads", "; ".join(differ))
 
     def select_contract() -> None:
         made = instance("select_contract")

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from mdsample.errors import ConfigError
+from mdsample.files import read_json
 
 SYMBOLS = ("N", "A", "C", "G", "T", "[MASK]")
 BASES = "ACGT"
@@ -50,6 +51,7 @@ def check(path: Path) -> None:
     """ConfigError unless the model directory's alphabet is this one."""
     if not path.is_file():
         raise ConfigError(f"{path.parent} is not a DNA house model: it has no {path.name}")
-    found = json.loads(path.read_text()).get("symbols")
+    content = read_json(path, "alphabet")
+    found = content.get("symbols") if isinstance(content, dict) else None
     if found != list(SYMBOLS):
         raise ConfigError(f"{path.parent} was trained on the alphabet {found}, not {list(SYMBOLS)}")

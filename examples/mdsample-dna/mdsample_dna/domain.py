@@ -8,7 +8,6 @@ scored by ``metrics``. The canvas is the whole sequence (no BOS or padding): eve
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,37 +18,19 @@ from mdsample.domain import Domain, DomainOptions, Initial, TrainData
 from mdsample.errors import ConfigError, MissingFileError, UnknownChoiceError
 from mdsample_dna import alphabet, data, metrics, template
 from mdsample_dna.motifs import LENGTH
+from mdsample_dna.options import DEFAULTS, DESCRIPTION, TASKS, DnaOptions
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 ALPHABET_FILE = "alphabet.json"
-TASKS = ("unconditional",)
-
-
-@dataclass
-class DnaOptions(DomainOptions):
-    """``kmer``: k of the k-mer spectrum metric. ``train_rows`` and ``data_seed``: the synthetic training corpus
-    (also what novelty is measured against; keep them at the values the model was trained with)."""
-
-    kmer: int = 4
-    train_rows: int = 131072
-    data_seed: int = 0
 
 
 class DnaDomain(Domain):
     name = "dna"
-    description = "promoter-like DNA (32 bases, planted TATA box + restriction site, GC band); FASTA; IUPAC prompts"
+    description = DESCRIPTION
     Options = DnaOptions
 
     def defaults(self) -> dict[str, Any]:
-        # Sampled tokens (temperature 1): argmax decoding would return the model's single most likely background.
-        # Confidence of the distribution's mode, not of the drawn token: ranking positions by their luckiest draws
-        # picks G/C draws first and pushes the GC content out of its band (measured on the shipped model, n=256,
-        # confidence rule: valid 0.17 with "drawn", 0.60 with "mode").
-        return {
-            "n": 64,
-            "decode": {"temperature": 1.0, "confidence": "mode"},
-            "samplers": {"klass": {"conf_threshold": 0.7, "kl_threshold": 0.05}, "spaced": {"radius": 2}},
-        }
+        return DEFAULTS
 
     def tasks(self) -> list[str]:
         return list(TASKS)

@@ -12,19 +12,12 @@ It ships with the DNA example to show that a plugin can add a rule, but nothing 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 
 from mdsample.core.rules import Rule, StepContext, top_k_mask
 from mdsample.core.stats import StepStats
-from mdsample.errors import ConfigError
-
-
-@dataclass
-class SpacedConfig:
-    radius: int = 2
+from mdsample_dna.options import SpacedConfig
 
 
 class Spaced(Rule):
@@ -32,11 +25,6 @@ class Spaced(Rule):
 
     name = "spaced"
     Config = SpacedConfig
-
-    def __init__(self, config: SpacedConfig | None = None, **options):
-        super().__init__(config, **options)
-        if self.config.radius < 0:
-            raise ConfigError(f"sampler.radius must be >= 0, got {self.config.radius}")
 
     def select(self, stats: StepStats, ctx: StepContext) -> torch.Tensor:
         conf = stats.conf.masked_fill(~ctx.active, float("-inf"))

@@ -7,18 +7,11 @@ Already-committed positions inside the run do not break it: the run is over mask
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
 from mdsample.core.rules.base import Rule, StepContext
+from mdsample.core.rules.configs import ARMEDConfig
 from mdsample.core.stats import StepStats
-
-
-@dataclass
-class ARMEDConfig:
-    entropy_threshold: float = 0.2
-    k_max: int = 16
 
 
 class ARMED(Rule):

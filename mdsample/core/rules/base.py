@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from mdsample.core.rules.configs import NoOptions
 from mdsample.core.stats import StepStats
 
 
@@ -32,11 +33,6 @@ class StepContext:
     block_length: int
     kl_history: torch.Tensor | None = None
     generator: torch.Generator | None = None
-
-
-@dataclass
-class NoOptions:
-    """Rules without options use this empty config."""
 
 
 class Rule:

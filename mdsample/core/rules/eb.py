@@ -6,18 +6,11 @@ them, sum to at most gamma (equivalently: all but the last one sum to <= gamma);
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
 from mdsample.core.rules.base import Rule, StepContext
+from mdsample.core.rules.configs import EBConfig
 from mdsample.core.stats import StepStats
-
-
-@dataclass
-class EBConfig:
-    gamma: float = 0.1
-    k_max: int = 0
 
 
 class EntropyBounded(Rule):

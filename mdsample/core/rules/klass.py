@@ -9,23 +9,11 @@ keeps the previous distribution and the KL history for the active and next block
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
 from mdsample.core.rules.base import Rule, StepContext, top_k_mask
+from mdsample.core.rules.configs import KLASSConfig
 from mdsample.core.stats import StepStats
-from mdsample.errors import ConfigError
-
-STRATEGIES = ("all", "max_conf", "min_kl", "random")
-
-
-@dataclass
-class KLASSConfig:
-    conf_threshold: float = 0.9
-    kl_threshold: float = 0.01
-    history: int = 2
-    unmask_strategy: str = "all"
 
 
 class KLASS(Rule):
@@ -33,16 +21,6 @@ class KLASS(Rule):
 
     name = "klass"
     Config = KLASSConfig
-
-    def __init__(self, config: KLASSConfig | None = None, **options):
-        super().__init__(config, **options)
-        if self.config.unmask_strategy not in STRATEGIES:
-            raise ConfigError(
-                f"sampler.unmask_strategy={self.config.unmask_strategy!r} is unknown; "
-                f"choose one of: {', '.join(STRATEGIES)}"
-            )
-        if self.config.history < 1:
-            raise ConfigError(f"sampler.history must be >= 1, got {self.config.history}")
 
     @property
     def history(self) -> int:

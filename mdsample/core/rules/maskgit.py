@@ -6,17 +6,11 @@ ones commit by confidence alone. The count per step follows the cosine schedule 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
 from mdsample.core.rules.base import Rule, StepContext, top_k_mask
+from mdsample.core.rules.configs import MaskGITConfig
 from mdsample.core.stats import StepStats
-
-
-@dataclass
-class MaskGITConfig:
-    choice_temperature: float = 4.5
 
 
 class MaskGIT(Rule):

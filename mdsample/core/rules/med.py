@@ -7,18 +7,11 @@ Positions are taken lowest entropy first; when none passes, the single lowest-en
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
 from mdsample.core.rules.base import Rule, StepContext, ensure_progress, top_k_mask
+from mdsample.core.rules.configs import MEDConfig
 from mdsample.core.stats import StepStats
-
-
-@dataclass
-class MEDConfig:
-    entropy_threshold: float = 0.2
-    k_max: int = 16
 
 
 class MED(Rule):

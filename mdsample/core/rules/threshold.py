@@ -7,21 +7,11 @@ When no position passes, the single most confident one is committed so the row a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
 from mdsample.core.rules.base import Rule, StepContext, ensure_progress, top_k_mask
+from mdsample.core.rules.configs import ThresholdConfig
 from mdsample.core.stats import StepStats
-from mdsample.errors import ConfigError
-
-FLOORS = ("one", "schedule")
-
-
-@dataclass
-class ThresholdConfig:
-    threshold: float = 0.9
-    floor: str = "one"
 
 
 class Threshold(Rule):
@@ -29,11 +19,6 @@ class Threshold(Rule):
 
     name = "threshold"
     Config = ThresholdConfig
-
-    def __init__(self, config: ThresholdConfig | None = None, **options):
-        super().__init__(config, **options)
-        if self.config.floor not in FLOORS:
-            raise ConfigError(f"sampler.floor={self.config.floor!r} is unknown; choose one of: {', '.join(FLOORS)}")
 
     def select(self, stats: StepStats, ctx: StepContext) -> torch.Tensor:
         chosen = ctx.active & (stats.conf > self.config.threshold)

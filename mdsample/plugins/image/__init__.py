@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from mdsample.describe import DomainInfo
 from mdsample.hookspecs import hookimpl
+from mdsample.plugins.image import options
 
 
 @hookimpl
 def register_domains(register):
-    from mdsample.plugins.image.domain import ImageDomain
-
-    register(ImageDomain())
+    register(DomainInfo("image", options.DESCRIPTION, "mdsample.plugins.image.domain:ImageDomain",
+                        options.ImageOptions, options.DEFAULTS, options.TASKS))

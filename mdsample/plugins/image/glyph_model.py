@@ -22,6 +22,7 @@ import torch
 from diffusers import VQModel
 
 from mdsample.errors import ConfigError, MissingFileError
+from mdsample.files import check_model_dir
 from mdsample.models.house import HouseDenoiser, load_house_denoiser
 from mdsample.plugins.image import vq
 from mdsample.plugins.image.classifier import GlyphClassifier
@@ -38,6 +39,7 @@ def is_glyph_model(path: Path) -> bool:
 def _load_part(cls: type, path: Path, device: torch.device | str) -> torch.nn.Module:
     if not (path / "config.json").is_file():
         raise MissingFileError(f"{path} is missing: a glyph model directory needs {path.name}/ beside glyph.json")
+    check_model_dir(path)
     return cls.from_pretrained(str(path), torch_dtype=torch.float32).to(device).eval()
 
 

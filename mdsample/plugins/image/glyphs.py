@@ -25,10 +25,10 @@ from pathlib import Path
 import numpy as np
 
 from mdsample.errors import ConfigError
+from mdsample.plugins.image.options import DEFAULT_CLASSES
 
 SIZE = 32
 SUPERSAMPLE = 4
-DEFAULT_CLASSES = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 # Fonts that map ASCII codes to unrelated shapes (TeX symbol and extension encodings) or draw placeholder boxes.
 EXCLUDED_FONTS = ("cmex10.ttf", "cmsy10.ttf", "LastResortHE-Regular.ttf")
 EVAL_EVERY = 4

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from mdsample.errors import ConfigError, MissingFileError, UnknownChoiceError
+from mdsample.files import read_json
 
 LAYOUT_FILE = "glyph.json"
 
@@ -73,6 +74,6 @@ class GlyphLayout:
         if not path.is_file():
             raise MissingFileError(f"{path} is missing: not a glyph model directory made by `mdsample train`")
         try:
-            return cls(**json.loads(path.read_text()))
+            return cls(**read_json(path, "glyph layout"))
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{path} is not a valid glyph layout: {exc}") from None

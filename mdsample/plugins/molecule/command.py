@@ -12,9 +12,7 @@ import sys
 from pathlib import Path
 
 from mdsample.errors import MissingFileError
-from mdsample.plugins.molecule import data
 
-HELP = "prepare MOSES data for the molecule domain (splits, checksums; optional encoding and reference rebuild)"
 WHEEL = "molsets==0.3.1"
 
 
@@ -41,6 +39,8 @@ def _download_wheel(dest: Path) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    from mdsample.plugins.molecule import data  # torch comes with it: not for --help or argument errors
+
     dest = data.data_dir(args.dest)
     wheel = args.wheel
     if wheel is None and args.csv_dir is None:

@@ -15,6 +15,7 @@ run needs neither the network nor prepared data; only training needs ``mdsample 
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,18 +28,11 @@ from mdsample.errors import ConfigError, MissingFileError, UnknownChoiceError
 from mdsample.plugins.molecule import prompt, reference
 from mdsample.plugins.molecule.canvas import decode_row
 from mdsample.plugins.molecule.corpus import encode_split
+from mdsample.plugins.molecule.options import DEFAULTS, DESCRIPTION, TASKS, MoleculeOptions
 from mdsample.plugins.molecule.tokenizers import REPRESENTATIONS, Vocab
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 VOCAB_FILE = "vocab.json"
-
-
-@dataclass
-class MoleculeOptions(DomainOptions):
-    """``representation``: smiles | selfies. ``data_dir``: prepared MOSES data (default $MDSAMPLE_DATA/molecule)."""
-
-    representation: str = "smiles"
-    data_dir: str | None = None
 
 
 @dataclass
@@ -50,28 +44,14 @@ class MoleculeInitial(Initial):
 
 class MoleculeDomain(Domain):
     name = "molecule"
-    description = "drug-like molecules (MOSES) as SMILES or SELFIES; MOSES metrics; infill/prefix templates"
+    description = DESCRIPTION
     Options = MoleculeOptions
 
     def defaults(self) -> dict[str, Any]:
-        # Sampling, not argmax: argmax decoding collapses a molecule model onto a handful of modes, and MOSES metrics
-        # reward sampling the distribution. Temperature 0.8 with mode confidence: the measured best trade-off of
-        # validity against uniqueness for both house models (BENCHMARKS.md); drawn-token confidence at T > 0 prefers
-        # positions whose draw happened to be likely, which collapses uniqueness. Thresholds are looser than text
-        # defaults because tokens are sampled.
-        return {
-            "decode": {"temperature": 0.8, "confidence": "mode"},
-            "n": 64,
-            "samplers": {
-                "klass": {"conf_threshold": 0.8, "kl_threshold": 0.01, "history": 2},
-                "threshold": {"threshold": 0.8},
-                "med": {"entropy_threshold": 0.3},
-                "ar_med": {"entropy_threshold": 0.3},
-            },
-        }
+        return copy.deepcopy(DEFAULTS)
 
     def tasks(self) -> list[str]:
-        return ["unconditional"]
+        return list(TASKS)
 
     def _vocab(self, options: MoleculeOptions, model_dir: Path | None = None) -> Vocab:
         if options.representation not in REPRESENTATIONS:

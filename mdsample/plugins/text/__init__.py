@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+from mdsample.describe import DomainInfo
 from mdsample.hookspecs import hookimpl
+from mdsample.plugins.text import options
 
 
 @hookimpl
 def register_domains(register):
-    from mdsample.plugins.text.domain import TextDomain
-
-    register(TextDomain())
+    register(DomainInfo("text", options.DESCRIPTION, "mdsample.plugins.text.domain:TextDomain", options.TextOptions,
+                        options.DEFAULTS, options.TASKS))
 
 
 @hookimpl
 def register_commands(register):
-    from mdsample.plugins.text import posterior
+    from mdsample.plugins.text import posterior_command as command
 
-    register("posterior", posterior.HELP, posterior.configure, posterior.run)
+    register("posterior", command.HELP, command.configure, command.run)

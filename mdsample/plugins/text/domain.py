@@ -24,6 +24,7 @@ from mdsample.errors import ConfigError, MissingFileError, UnknownChoiceError
 from mdsample.plugins.text import bench_run, hub
 from mdsample.plugins.text.adapters import TextModel
 from mdsample.plugins.text.hub import HubDenoiser
+from mdsample.plugins.text.options import DEFAULTS, DESCRIPTION, HOUSE_TASKS, TASKS, TextOptions
 from mdsample.plugins.text.tasks.arithmetic import ArithmeticTask
 from mdsample.plugins.text.tasks.base import Problem, Task
 from mdsample.plugins.text.tasks.benchmarks import BENCHMARKS, Benchmark, Item, load_items
@@ -32,43 +33,7 @@ from mdsample.plugins.text.vocab import CharVocab
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 VOCAB_FILE = "vocab.json"
-TASKS = ("arithmetic", "sudoku")
-ALL_TASKS = (*TASKS, *BENCHMARKS)
 SPLITS = ("test", "train")
-
-
-@dataclass
-class TextOptions(DomainOptions):
-    """Task knobs: ``givens`` (sudoku difficulty), ``a_digits`` x ``b_digits`` (arithmetic size); ``split`` and
-    ``problem_seed`` pick the problems; ``train_rows`` is the size of the generated training set, of which only
-    the problems picked by ``trace_fraction`` keep their reasoning (the rest: answers alone, reasoning unobserved;
-    see models/mdlm.py). ``data``: a jsonl of traces (``mdsample posterior``) to train on instead, keeping those
-    whose ``score`` is at least ``min_score`` when it is set. Hub models (``model`` = a LLaDA / Dream / masked-LM
-    id or path): ``gen_length`` slots after a free ``prompt`` (None: 128) or a benchmark's prompt (None: its own,
-    256), or a task template of ``reasoning_length`` and ``answer_length`` tokens; ``impl`` is native (no remote code)
-    or remote (needs ``trust_remote_code``). Benchmarks read ``data`` (jsonl / parquet) instead of the hub when set,
-    and the code ones run programs only with ``allow_code_execution`` (or MDSAMPLE_ALLOW_CODE_EXECUTION=1).
-    ``editing_threshold`` / ``max_post_steps`` turn on LLaDA2.1's post-mask editing (core.loop.Editing);
-    ``block_context`` is how LLaDA2 reads the prompt and finished blocks: "cached" (block-causal, once, as its own
-    generate) or "full" (re-read every step, as diffusers' LLaDA2Pipeline)."""
-
-    givens: int = 36
-    a_digits: int = 3
-    b_digits: int = 2
-    split: str = "test"
-    problem_seed: int = 0
-    train_rows: int = 1_000_000
-    trace_fraction: float = 1.0
-    data: str | None = None
-    min_score: float | None = None
-    gen_length: int | None = None
-    reasoning_length: int = 128
-    answer_length: int = 16
-    impl: str = "native"
-    allow_code_execution: bool = False
-    editing_threshold: float | None = None
-    max_post_steps: int = 16
-    block_context: str = "cached"
 
 
 @dataclass
@@ -86,7 +51,7 @@ class TextInitial(Initial):
 
 
 def make_task(options: TextOptions) -> Task:
-    name = options.task or TASKS[0]
+    name = options.task or HOUSE_TASKS[0]
     if name == "arithmetic":
         return ArithmeticTask(options.a_digits, options.b_digits)
     if name == "sudoku":
@@ -94,12 +59,12 @@ def make_task(options: TextOptions) -> Task:
     if name in BENCHMARKS:
         raise ConfigError(f"task {name!r} is a benchmark for hub models: give one with --model "
                           "(e.g. GSAI-ML/LLaDA-8B-Instruct or Dream-org/Dream-v0-Instruct-7B)")
-    raise UnknownChoiceError("text task", name, list(ALL_TASKS))
+    raise UnknownChoiceError("text task", name, list(TASKS))
 
 
 class TextDomain(Domain):
     name = "text"
-    description = "reasoning as infilling: house sudoku / arithmetic models, LLaDA / Dream / HF masked LMs"
+    description = DESCRIPTION
     Options = TextOptions
 
     def __init__(self) -> None:
@@ -107,10 +72,10 @@ class TextDomain(Domain):
         self._items: dict[tuple, list[Item]] = {}
 
     def defaults(self) -> dict[str, Any]:
-        return {"n": 100, "samplers": {"klass": {"conf_threshold": 0.9, "kl_threshold": 0.01}}}
+        return DEFAULTS
 
     def tasks(self) -> list[str]:
-        return list(ALL_TASKS)
+        return list(TASKS)
 
     def load_denoiser(self, options: DomainOptions, device: torch.device) -> Denoiser:
         from mdsample.models.house import load_house_denoiser

@@ -5,6 +5,7 @@ in-filled by any rule, and the finished trace is scored by the mean log-likeliho
 answer slots masked again (core/infill.py, ``answer_log_likelihood``): a trace that makes its answer likely is a
 trace that explains it. The jsonl lines (prompt, answer, trace, score, nfe) are what
 ``mdsample train --domain text --init MODEL --data TRACES.jsonl`` fine-tunes on (``domain.min_score`` filters).
+The command's arguments and their checks live in posterior_command.py, which imports nothing heavy.
 
 Pairs come from ``--data PAIRS.jsonl`` (``{"prompt": "123*45=", "answer": "5535"}`` per line) or from the task's
 train split; with ``domain.trace_fraction < 1`` only the problems that a model trained with that fraction saw
@@ -20,10 +21,11 @@ import time
 from pathlib import Path
 
 import torch
+from omegaconf import DictConfig
 
 from mdsample import plugin_manager
 from mdsample.api import resolve_device
-from mdsample.config import options_of, resolve_config
+from mdsample.config import options_of
 from mdsample.core import BlockSchedule, TokenChooser, decode
 from mdsample.core.infill import answer_log_likelihood, infill_canvas
 from mdsample.errors import ConfigError, MissingFileError
@@ -32,28 +34,9 @@ from mdsample.plugins.text.tasks.arithmetic import DELIMITER, ArithmeticTask
 from mdsample.plugins.text.tasks.base import Problem
 from mdsample.plugins.text.vocab import CharVocab
 
-HELP = "sample reasoning traces given known answers (posterior sampling) and score them for fine-tuning"
 
-
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--domain", default="text", help="text (the only domain with answer templates)")
-    parser.add_argument("--task", default="arithmetic", help="domain.task (a task with reasoning slots)")
-    parser.add_argument("--sampler", help="selection rule that fills the reasoning (default: klass)")
-    parser.add_argument("--model", help="domain.model: house text model directory (default: the shipped one)")
-    parser.add_argument("-n", type=int, default=1000, help="number of (context, answer) pairs")
-    parser.add_argument("--data", help="jsonl of {prompt, answer} pairs (default: the task's train split)")
-    parser.add_argument("--out", required=True, help="output jsonl of traces")
-    parser.add_argument("--seed", type=int, help="random seed")
-    parser.add_argument("--device", help="auto (default), cpu, cuda")
-    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. decode.temperature=1")
-
-
-def run(args: argparse.Namespace) -> int:
-    if args.domain != "text":
-        raise ConfigError(f"posterior sampling needs answer templates (text domain), not domain {args.domain!r}")
-    flags = {"n": args.n, "seed": args.seed, "device": args.device, "domain.task": args.task,
-             "domain.model": args.model}
-    cfg = resolve_config("text", args.sampler, flags=flags, dotlist=args.overrides)
+def sample_posterior(args: argparse.Namespace, cfg: DictConfig) -> int:
+    """What ``mdsample posterior`` runs once posterior_command.py has checked its input: write the traces."""
     domain = plugin_manager.load_domain("text")
     assert isinstance(domain, TextDomain)
     options = domain.Options(**options_of(cfg.domain))

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from mdsample.errors import ConfigError
+from mdsample.files import read_json
 
 PAD, BOS, MASK = "<pad>", "<bos>", "<mask>"
 CHARS = "0123456789+-*=;:#."
@@ -51,5 +52,9 @@ class CharVocab:
 
     def check(self, path: Path) -> None:
         """A model directory's vocab.json must match this vocabulary exactly."""
-        if path.is_file() and json.loads(path.read_text())["symbols"] != self.symbols:
+        if path.is_file() and _symbols(read_json(path, "vocabulary")) != self.symbols:
             raise ConfigError(f"{path} holds another vocabulary than the house text vocabulary; retrain the model")
+
+
+def _symbols(vocab: object) -> object:
+    return vocab.get("symbols") if isinstance(vocab, dict) else None

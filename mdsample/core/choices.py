@@ -1,0 +1,16 @@
+"""The named choices of the decode settings, in a module without torch.
+
+The config checks ``decode.confidence`` / ``decode.cache`` / ``decode.capture`` against these before anything heavy
+is imported, so that a typo is answered at once; the modules that implement them import the same tuples.
+"""
+
+CONFIDENCES = ("drawn", "mode")
+"""What ``conf`` scores (stats.py): the probability of the drawn token x0 (LLaDA, Fast-dLLM, Dream, MaskGIT), or of
+the distribution's mode. They agree at temperature 0; with sampled tokens "drawn" favours the luckiest draws each step
+(mode-seeking, low diversity) while "mode" makes the position choice independent of the draw."""
+
+CACHE_MODES = ("none", "prefix", "dual")
+"""none: every step is a full forward; prefix / dual: Fast-dLLM's prefix cache and dual cache (cache.py)."""
+
+CAPTURE_MODES = ("auto", "on", "off")
+"""auto: a CUDA-graph step for capturable denoisers on a CUDA device; on: always (error where impossible); off."""
