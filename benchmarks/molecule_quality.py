@@ -120,22 +120,31 @@ def score(args: argparse.Namespace) -> None:
     with gzip.open(args.samples, "rt") as f:
         report = json.load(f)
     rows = []
-    # KLASS and confidence first: they set the defaults, and a long scoring run may be cut short
-    for setting in sorted(report.pop("settings"), key=lambda s: s["rule"] not in ("klass", "confidence")):
+    settings = report.pop("settings")
+    full = [int(i) for i in args.full.split(",")] if args.full else list(range(len(settings)))
+    light = [int(i) for i in args.light.split(",")] if args.light else []
+    for index in full + light:
+        setting = dict(settings[index])
         start = time.perf_counter()
-        metrics = compute(setting.pop("samples"))
+        metrics = compute(setting.pop("samples"), **({} if index in full else LIGHT))
         nfe = setting.pop("nfe")
-        rows.append(setting | {"nfe_p90": sorted(nfe)[int(0.9 * (len(nfe) - 1))], "metrics": metrics,
+        rows.append(setting | {"index": index, "scored": "full" if index in full else "light",
+                               "nfe_p90": sorted(nfe)[int(0.9 * (len(nfe) - 1))], "metrics": metrics,
                                "score_s": time.perf_counter() - start})
         print(json.dumps(rows[-1]), flush=True)
         Path(args.out).write_text(json.dumps(report | {"rows": rows}, indent=2))
 
+
+LIGHT = {"sets": ("test",), "with_filters": False}
+"""What a light score leaves out: the TestSF set and the 502 filter SMARTS (the costliest parts on a CPU)."""
 
 COLUMNS = ("valid", "unique@10000", "Novelty", "FCD/Test", "SNN/Test", "Frag/Test", "Scaf/Test", "IntDiv",
            "Filters")
 
 
 def table(args: argparse.Namespace) -> None:
+    if args.plot:
+        plot(args.results, Path(args.plot))
     print("| repr | rule | settings | T | NFE | " + " | ".join(COLUMNS) + " |")
     print("|" + "---|" * (5 + len(COLUMNS)))
     for path in args.results:
@@ -146,6 +155,20 @@ def table(args: argparse.Namespace) -> None:
             values = " | ".join(_fmt(row["metrics"].get(c)) for c in COLUMNS)
             print(f"| {report['representation']} | {row['rule']} | {settings} | {row['temperature']} | "
                   f"{row['nfe_mean']:.1f} | {values} |")
+
+
+def plot(results: list[str], path: Path) -> None:
+    """Validity and FCD/Test against mean NFE, one line per representation and rule (settings at T = 0.8)."""
+    from sweep import plot_quality_vs_nfe
+
+    rows = []
+    for result in results:
+        report = json.loads(Path(result).read_text())
+        rows += [{"rule": f"{report['representation']} {row['rule']}", "nfe_mean": row["nfe_mean"],
+                  "valid": row["metrics"]["valid"], "fcd": row["metrics"]["FCD/Test"]}
+                 for row in report["rows"] if row["temperature"] == 0.8]
+    panels = [("valid", "validity"), ("fcd", "FCD/Test (lower is better)")]
+    plot_quality_vs_nfe(rows, path, "mean NFE per molecule", panels)
 
 
 def _fmt(value: float | None) -> str:
@@ -168,8 +191,11 @@ def main() -> None:
     sc = sub.add_parser("score")
     sc.add_argument("samples")
     sc.add_argument("--out", required=True)
+    sc.add_argument("--full", default=None, help="setting indices to score fully, in order (default: all)")
+    sc.add_argument("--light", default=None, help="then these, without TestSF and Filters (ranking sweeps)")
     tb = sub.add_parser("table")
     tb.add_argument("results", nargs="+")
+    tb.add_argument("--plot", default=None, help="also draw validity and FCD vs NFE into this PNG")
     args = parser.parse_args()
     {"generate": generate, "score": score, "table": table}[args.command](args)
 

@@ -1,7 +1,8 @@
 """What the sampler sweeps over the shipped domain models share: a setting's JSON row and the quality-vs-NFE figure.
 
-Used by molecule_samplers.py and image_samplers.py, so that their rows carry the same fields (rule, settings, n,
-mean NFE, wall-clock, sampling seconds per 1,000 samples, then the domain's metrics) and their figures read alike.
+Used by image_samplers.py (rows and figure) and molecule_quality.py (figure), so that their rows carry the same
+fields (rule, settings, n, mean NFE, wall-clock, sampling seconds per 1,000 samples, then the domain's metrics) and
+their figures read alike.
 """
 
 from __future__ import annotations

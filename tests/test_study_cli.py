@@ -186,7 +186,7 @@ def test_molecule_study_on_a_tiny_model(monkeypatch, tmp_path, capsys):
         assert len(records) == 1 and {"valid", "FCD/Test", "Novelty"} <= set(records[0]["metrics"])
         assert records[0]["nfe"]["max"] == 8
         assert main(["report", str(tmp_path / "out")]) == 0
-        assert "fcd (lower is better)" in (tmp_path / "out" / "report.md").read_text()
+        assert "FCD/Test (lower is better)" in (tmp_path / "out" / "report.md").read_text()
         assert "molecule / unconditional" in capsys.readouterr().out
     finally:
         plugin_manager.reset()

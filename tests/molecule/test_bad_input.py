@@ -32,8 +32,8 @@ def test_one_line_exit_2(tmp_path, case):
     args, needle = {
         "representation": lambda: (["domain.representation=smiless"], "unknown representation 'smiless'"),
         "template": lambda: (["--prompt", "CC(=O)N{8"], "prompt piece"),
-        # safetensors names the problem, not the file: the model directory is named instead
-        "weights": lambda: (["--model", str(_broken_model(tmp_path, "model.safetensors"))], "model' is broken"),
+        "weights": lambda: (["--model", str(_broken_model(tmp_path, "model.safetensors"))],
+                            "model.safetensors' is broken"),
         "config": lambda: (["--model", str(_broken_model(tmp_path, "config.json", b'{"broken'))], "config.json"),
         "vocab": lambda: (["--model", str(_broken_model(tmp_path, "vocab.json", b'{"repr'))], "vocab.json"),
     }[case]()

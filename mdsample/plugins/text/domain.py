@@ -92,7 +92,7 @@ class TextDomain(Domain):
                                        f"`mdsample train --domain text --task {task.name}` and pass it as --model")
         else:
             model_dir = Path(opts.model).expanduser()
-            if not _house_vocab(model_dir / VOCAB_FILE):
+            if not _house_model(model_dir):
                 from mdsample.plugins.text.adapters import load_text_model
 
                 editing = None if opts.editing_threshold is None else Editing(opts.editing_threshold,
@@ -289,13 +289,20 @@ def read_traces(path: str, task: Task, vocab: CharVocab, min_score: float | None
     return rows
 
 
-def _house_vocab(path: Path) -> bool:
-    """Whether ``path`` is a house model's vocab.json (``{"symbols": [...]}``); a hub tokenizer's vocab.json (Dream's
-    BPE vocabulary, token -> id) is not one."""
-    try:
-        return path.is_file() and "symbols" in json.loads(path.read_text())
-    except (OSError, ValueError):
+def _house_model(model_dir: Path) -> bool:
+    """Whether ``model_dir`` holds a house model: a ModernBERT config.json beside a house vocab.json
+    (``{"symbols": [...]}``). A hub tokenizer's vocab.json (Dream's BPE vocabulary, token -> id) is not one; a house
+    model whose vocab.json is broken still is, so that the vocabulary check names the broken file."""
+    vocab = model_dir / VOCAB_FILE
+    if not vocab.is_file():
         return False
+    try:
+        return "symbols" in json.loads(vocab.read_text())
+    except (OSError, ValueError):
+        try:
+            return json.loads((model_dir / "config.json").read_text()).get("model_type") == "modernbert"
+        except (OSError, ValueError, AttributeError):
+            return False
 
 
 def _text_options(options: DomainOptions) -> TextOptions:

@@ -25,16 +25,20 @@ SETS = {"test": "Test", "testsf": "TestSF"}
 """Our reference-set names -> MOSES's metric suffixes."""
 
 
-def compute(samples: list[str | None], with_fcd: bool = True) -> dict[str, float]:
+def compute(samples: list[str | None], with_fcd: bool = True, sets: tuple[str, ...] = tuple(SETS),
+            with_filters: bool = True) -> dict[str, float]:
+    """All metrics of ``samples``; ``with_fcd``, ``sets`` and ``with_filters`` leave out the costly ones (ChemNet,
+    a reference set, the 502 filter SMARTS), whose keys are then absent, for sweeps that only rank settings."""
     canonical = [c for c in map(chem.canonical, samples) if c is not None]
     mols = [m for m in map(chem.to_mol, canonical) if m is not None]
     out = {"valid": basic.validity(len(samples), len(canonical))}
     out |= {f"unique@{k}": basic.uniqueness(canonical, k) for k in UNIQUE_AT}
     out["unique"] = basic.uniqueness(canonical)
-    fcd = fcd_to_all(canonical, tuple(SETS)) if with_fcd else {}
+    fcd = fcd_to_all(canonical, sets) if with_fcd else {}
     bits = chem.fingerprint_bits(mols)
     frag, scaf = fragments.fragment_counts(mols), fragments.scaffold_counts(mols)
-    for name, suffix in SETS.items():
+    for name in sets:
+        suffix = SETS[name]
         if with_fcd:
             out[f"FCD/{suffix}"] = fcd[name]
         out[f"SNN/{suffix}"] = similarity.nearest_neighbour_similarity(bits, reference.fingerprints(name))
@@ -42,6 +46,7 @@ def compute(samples: list[str | None], with_fcd: bool = True) -> dict[str, float
         out[f"Scaf/{suffix}"] = fragments.cosine(scaf, reference.counts("scaffolds", name))
     out["IntDiv"] = similarity.internal_diversity(bits, p=1)
     out["IntDiv2"] = similarity.internal_diversity(bits, p=2)
-    out["Filters"] = filters.fraction_passing(mols)
+    if with_filters:
+        out["Filters"] = filters.fraction_passing(mols)
     out["Novelty"] = basic.novelty(canonical, reference.in_train)
     return out | properties.summaries(mols)
