@@ -175,7 +175,7 @@ def test_molecule_study_on_a_tiny_model(monkeypatch, tmp_path, capsys):
     v = vocab("smiles")
     model_dir = tmp_path / "model"
     save_house_model(build_house_model(house_config(len(v), v.mask_id, v.pad_id, v.length, size="tiny")), model_dir)
-    MoleculeDomain().save_assets(MoleculeOptions(), model_dir)
+    MoleculeDomain().save_assets(MoleculeOptions(representation="smiles"), model_dir)
     study = {"n": 4, "overrides": {"domain.model": str(model_dir), "decode.steps": 8},
              "domains": {"molecule": {"quality": {"metric": "FCD/Test", "better": "lower"}}},
              "samplers": ["confidence"]}

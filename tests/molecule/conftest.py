@@ -42,5 +42,5 @@ def tiny_model_dir(tmp_path):
     model = build_house_model(house_config(len(v), v.mask_id, v.pad_id, v.length, size="tiny"))
     out = tmp_path / "model"
     save_house_model(model, out)
-    MoleculeDomain().save_assets(MoleculeOptions(), out)
+    MoleculeDomain().save_assets(MoleculeOptions(representation="smiles"), out)
     return out

@@ -28,7 +28,7 @@ from mdsample.errors import ConfigError, MissingFileError, UnknownChoiceError
 from mdsample.plugins.molecule import prompt, reference
 from mdsample.plugins.molecule.canvas import decode_row
 from mdsample.plugins.molecule.corpus import encode_split
-from mdsample.plugins.molecule.options import DEFAULTS, DESCRIPTION, TASKS, MoleculeOptions
+from mdsample.plugins.molecule.options import DEFAULT_REPRESENTATION, DEFAULTS, DESCRIPTION, TASKS, MoleculeOptions
 from mdsample.plugins.molecule.tokenizers import REPRESENTATIONS, Vocab
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -54,29 +54,31 @@ class MoleculeDomain(Domain):
         return list(TASKS)
 
     def _vocab(self, options: MoleculeOptions, model_dir: Path | None = None) -> Vocab:
-        if options.representation not in REPRESENTATIONS:
+        """The vocabulary of a model directory (its vocab.json, which must agree with an explicit representation),
+        else the shipped one of the requested representation (None: DEFAULT_REPRESENTATION)."""
+        if options.representation is not None and options.representation not in REPRESENTATIONS:
             raise UnknownChoiceError("representation", options.representation, REPRESENTATIONS)
         if model_dir is not None and (model_dir / VOCAB_FILE).is_file():
             vocab = Vocab.load(model_dir / VOCAB_FILE)
-            if vocab.representation != options.representation:
+            if options.representation not in (None, vocab.representation):
                 raise ConfigError(
                     f"model {model_dir} was trained on {vocab.representation}; "
                     f"set representation={vocab.representation}"
                 )
             return vocab
-        return reference.vocab(options.representation)
+        return reference.vocab(options.representation or DEFAULT_REPRESENTATION)
 
     def load_denoiser(self, options: DomainOptions, device: torch.device) -> Denoiser:
         from mdsample.models.house import load_house_denoiser
 
         opts = _molecule_options(options)
-        if opts.representation not in REPRESENTATIONS:
+        if opts.representation is not None and opts.representation not in REPRESENTATIONS:
             raise UnknownChoiceError("representation", opts.representation, REPRESENTATIONS)
         if opts.model is None:
-            model_dir = WEIGHTS_DIR / opts.representation
+            model_dir = WEIGHTS_DIR / (opts.representation or DEFAULT_REPRESENTATION)
             if not (model_dir / "config.json").is_file():
                 raise MissingFileError(
-                    f"no shipped molecule model for {opts.representation} in {model_dir}; train one with "
+                    f"no shipped molecule model in {model_dir}; train one with "
                     f"`mdsample train --domain molecule` and pass its directory as the model"
                 )
         else:
@@ -87,7 +89,7 @@ class MoleculeDomain(Domain):
             raise ConfigError(
                 f"model {opts.model or model_dir} (vocab {denoiser.vocab_size}, mask {denoiser.mask_id}) "
                 f"does not match "
-                f"the {opts.representation} vocabulary (size {len(vocab)}, mask {vocab.mask_id})"
+                f"the {vocab.representation} vocabulary (size {len(vocab)}, mask {vocab.mask_id})"
             )
         denoiser.vocab = vocab
         prompt.parse(opts.prompt, vocab)  # a bad template fails here, before the run writes anything
@@ -101,7 +103,7 @@ class MoleculeDomain(Domain):
         if denoiser.mask_id != vocab.mask_id:
             raise ConfigError(f"denoiser mask id {denoiser.mask_id} differs from the vocabulary's {vocab.mask_id}")
         state = prompt.canvas(prompt.parse(opts.prompt, vocab), vocab, n, device)
-        request = {"representation": opts.representation, "prompt": opts.prompt}
+        request = {"representation": vocab.representation, "prompt": opts.prompt}
         return MoleculeInitial(state=state, requests=[dict(request) for _ in range(n)], vocab=vocab)
 
     def decode(self, tokens: torch.Tensor, initial: Initial) -> list[str]:
