@@ -1,8 +1,9 @@
 """The molecule metrics of one batch of samples: MOSES's metrics under MOSES's names, plus a few of our own.
 
 ``compute`` takes the decoded strings (SMILES, or raw text for ill-formed rows) and returns a flat dict of floats,
-every key always present, NaN where a value is undefined (no valid molecule, FCD with fewer than two, unique@k with
-fewer than k), so tables line up across runs. Keys with MOSES's names compute what molsets 0.3.1's
+every key always present, NaN where a value is undefined (no valid molecule, FCD with fewer than two), so tables
+line up across runs. ``unique@k`` with fewer than k valid molecules is MOSES's value over those there are;
+``unique@k_n`` says how many that was. Keys with MOSES's names compute what molsets 0.3.1's
 ``get_all_metrics`` computes, against MOSES's whole reference sets (``/Test`` and ``/TestSF``; see
 ``reference/README.md``), as tests/molecule/test_moses_parity.py checks on fixed files:
 
@@ -32,7 +33,9 @@ def compute(samples: list[str | None], with_fcd: bool = True, sets: tuple[str, .
     canonical = [c for c in map(chem.canonical, samples) if c is not None]
     mols = [m for m in map(chem.to_mol, canonical) if m is not None]
     out = {"valid": basic.validity(len(samples), len(canonical))}
-    out |= {f"unique@{k}": basic.uniqueness(canonical, k) for k in UNIQUE_AT}
+    for k in UNIQUE_AT:
+        out[f"unique@{k}"] = basic.uniqueness(canonical, k)
+        out[f"unique@{k}_n"] = float(min(k, len(canonical)))
     out["unique"] = basic.uniqueness(canonical)
     fcd = fcd_to_all(canonical, sets) if with_fcd else {}
     bits = chem.fingerprint_bits(mols)

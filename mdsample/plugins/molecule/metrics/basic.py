@@ -2,8 +2,8 @@
 
 - validity: fraction of all samples that are molecules (``chem.to_mol``), over every generated string.
 - uniqueness: fraction of distinct canonical SMILES among the valid samples; ``unique@k`` looks at the first k
-  valid samples only. With fewer than k valid samples MOSES warns and reports the fraction over those it has;
-  here ``unique@k`` is NaN instead, so a number under that name always means k molecules.
+  valid samples only. With fewer than k valid samples it is, as in MOSES, the fraction over those there are
+  (MOSES warns; so does ``compute``, in the key ``unique@k_n``: the number of molecules it looked at).
 - novelty: fraction of the distinct valid canonical SMILES that are not in MOSES train.
 Each is NaN when its denominator is empty (no samples, or no valid ones), so an all-invalid batch never looks
 perfectly unique or novel.
@@ -21,9 +21,7 @@ def validity(n_total: int, n_valid: int) -> float:
 
 
 def uniqueness(canonical: list[str], k: int | None = None) -> float:
-    """Distinct fraction of ``canonical[:k]`` (all when k is None; NaN when there are fewer than k)."""
-    if k is not None and len(canonical) < k:
-        return NAN
+    """Distinct fraction of ``canonical[:k]`` (all when k is None or there are fewer than k)."""
     head = canonical if k is None else canonical[:k]
     return len(set(head)) / len(head) if head else NAN
 
