@@ -121,8 +121,8 @@ def score(args: argparse.Namespace) -> None:
         report = json.load(f)
     rows = []
     settings = report.pop("settings")
-    full = [int(i) for i in args.full.split(",")] if args.full else list(range(len(settings)))
-    light = [int(i) for i in args.light.split(",")] if args.light else []
+    full = list(range(len(settings))) if args.full is None else [int(i) for i in args.full.split(",") if i]
+    light = [int(i) for i in args.light.split(",") if i] if args.light else []
     for index in full + light:
         setting = dict(settings[index])
         start = time.perf_counter()
@@ -138,7 +138,7 @@ def score(args: argparse.Namespace) -> None:
 LIGHT = {"sets": ("test",), "with_filters": False}
 """What a light score leaves out: the TestSF set and the 502 filter SMARTS (the costliest parts on a CPU)."""
 
-COLUMNS = ("valid", "unique@10000", "Novelty", "FCD/Test", "SNN/Test", "Frag/Test", "Scaf/Test", "IntDiv",
+COLUMNS = ("valid", "unique@10000", "Novelty", "FCD/Test", "FCD/TestSF", "SNN/Test", "Frag/Test", "Scaf/Test", "IntDiv",
            "Filters")
 
 
