@@ -7,44 +7,15 @@ from pathlib import Path
 
 import pytest
 import torch
+from repeat_domain import BOS, MASK, PAD, VOCAB, RepeatDomain
 from safetensors.torch import load_file
 
-from mdsample.domain import Domain, DomainOptions, TrainData
+from mdsample.domain import DomainOptions
 from mdsample.errors import MissingFileError
 from mdsample.models.house import house_config, load_house_denoiser, save_house_model, sha256_file
 from mdsample.train import TrainConfig, lr_factor, train
 
-VOCAB, MASK, PAD, BOS, LENGTH = 12, 11, 0, 1, 16
-
-
-class RepeatDomain(Domain):
-    """Rows are BOS followed by a random 3-token motif repeated: easy to learn, so the loss must fall fast."""
-
-    name = "repeat"
-
-    def train_data(self, options: DomainOptions) -> TrainData:
-        gen = torch.Generator().manual_seed(0)
-        motifs = torch.randint(2, 10, (600, 3), generator=gen)
-        rows = torch.cat([torch.full((600, 1), BOS), motifs.repeat(1, 5)], dim=1)
-        return TrainData(rows[:500], rows[500:], VOCAB, MASK, PAD, frozen_prefix=1)
-
-    def save_assets(self, options: DomainOptions, model_dir: Path) -> None:
-        (model_dir / "vocab.txt").write_text("\n".join(map(str, range(VOCAB))))
-
-    def load_denoiser(self, options, device):
-        raise NotImplementedError
-
-    def initial_state(self, denoiser, options, n, device, offset=0):
-        raise NotImplementedError
-
-    def decode(self, tokens, initial):
-        raise NotImplementedError
-
-    def save(self, objects, run_dir, initial):
-        raise NotImplementedError
-
-    def metrics(self, objects, options, initial):
-        raise NotImplementedError
+LENGTH = 16
 
 
 CFG = TrainConfig(
