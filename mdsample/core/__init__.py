@@ -7,8 +7,7 @@ use (PEP 562), so that the torch-free modules (``choices``, ``rules.configs``) c
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from mdsample.lazy import exports
 
 _EXPORTS = {
     "BlockDenoiser": "mdsample.core.blocks",
@@ -30,7 +29,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'mdsample.core' has no attribute {name!r}")
+__getattr__ = exports("mdsample.core", _EXPORTS)

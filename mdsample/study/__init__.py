@@ -16,8 +16,7 @@ Markdown), ``command`` (the two CLI subcommands).
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from mdsample.lazy import exports
 
 _EXPORTS = {  # imported on first use (PEP 562): `mdsample study` checks its input before the runner imports torch
     "Cell": "mdsample.study.cells",
@@ -32,7 +31,4 @@ _EXPORTS = {  # imported on first use (PEP 562): `mdsample study` checks its inp
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'mdsample.study' has no attribute {name!r}")
+__getattr__ = exports("mdsample.study", _EXPORTS)
