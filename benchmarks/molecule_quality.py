@@ -62,20 +62,32 @@ def grid(temperatures: tuple[float, ...]) -> list[tuple[str, dict]]:
     return GRID + extra
 
 
+def parse_setting(text: str) -> tuple[str, dict]:
+    """``RULE:key=value,key=value`` (values read as JSON where they parse, else kept as strings)."""
+    rule, _, rest = text.partition(":")
+    overrides = {}
+    for item in filter(None, rest.split(",")):
+        key, _, value = item.partition("=")
+        try:
+            overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key] = value
+    return rule, overrides
+
+
 def generate(args: argparse.Namespace) -> None:
     from mdsample import plugin_manager
     from mdsample.api import batch_seed, resolve_device
     from mdsample.config import options_of, resolve_config
     from mdsample.core.loop import TokenChooser, decode
     from mdsample.core.schedule import BlockSchedule
-    from mdsample.models.house import sha256_file
-    from mdsample.plugins.molecule.domain import WEIGHTS_DIR
 
     domain = plugin_manager.load_domain("molecule")
     device = resolve_device(args.device)
     settings = []
     denoiser = None
-    for rule_name, overrides in grid(tuple(args.temperatures)):
+    settings_grid = [parse_setting(t) for t in args.setting] if args.setting else grid(tuple(args.temperatures))
+    for rule_name, overrides in settings_grid:
         if args.rules and rule_name not in args.rules.split(","):
             continue
         cfg = resolve_config("molecule", rule_name, flags={"n": args.n, "domain.representation": args.representation,
@@ -100,11 +112,20 @@ def generate(args: argparse.Namespace) -> None:
             strings += domain.decode(result.tokens, initial)
             nfe += result.nfe.cpu().tolist()
         setting = {"rule": rule_name, "settings": overrides, "sampler": options_of(cfg.sampler),
-                   "temperature": cfg.decode.temperature, "confidence": cfg.decode.confidence,
+                   "temperature": cfg.decode.temperature, "top_p": cfg.decode.top_p,
+                   "confidence": cfg.decode.confidence,
                    "steps": cfg.decode.steps, "n": args.n, "nfe_mean": sum(nfe) / len(nfe),
                    "decode_s": seconds, "nfe": nfe, "samples": strings}
         settings.append(setting)
         print(f"{rule_name} {overrides}: nfe {setting['nfe_mean']:.1f}, {seconds:.1f} s", flush=True)
+        _write(args, device, settings)
+
+
+def _write(args: argparse.Namespace, device: torch.device, settings: list[dict]) -> None:
+    """The report so far (rewritten after every setting, so a call cut short keeps what it decoded)."""
+    from mdsample.models.house import sha256_file
+    from mdsample.plugins.molecule.domain import WEIGHTS_DIR
+
     weights = Path(args.model or WEIGHTS_DIR / args.representation) / "model.safetensors"
     report = {"representation": args.representation, "model": str(args.model or "shipped"),
               "model_sha256": sha256_file(weights), "device": torch.cuda.get_device_name(device)
@@ -187,6 +208,8 @@ def main() -> None:
     gen.add_argument("--device", default="auto")
     gen.add_argument("--temperatures", type=float, nargs="*", default=list(TEMPERATURES))
     gen.add_argument("--rules", default=None, help="comma list to restrict the grid")
+    gen.add_argument("--setting", action="append", default=[],
+                     help="RULE:key=value,... instead of the grid (repeatable), e.g. confidence:decode.top_p=0.9")
     gen.add_argument("--out", required=True)
     sc = sub.add_parser("score")
     sc.add_argument("samples")
