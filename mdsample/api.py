@@ -30,7 +30,7 @@ from rich.table import Table
 
 from mdsample import plugin_manager
 from mdsample.config import options_of, resolve_config, save_config
-from mdsample.core import BlockSchedule, MaskedState, TokenChooser, decode
+from mdsample.core import BlockSchedule, Corrector, MaskedState, TokenChooser, correct, decode
 from mdsample.core.callbacks import Callback, RichProgress, TraceRecorder
 from mdsample.core.infill import EarlyExit
 from mdsample.domain import Domain, Initial
@@ -54,7 +54,8 @@ class RunResult:
 
 @dataclass(frozen=True)
 class Decoder:
-    """What every batch of a run decodes with: the config's rule, block schedule, token chooser and loop settings.
+    """What every batch of a run decodes with: the config's rule, block schedule, token chooser, loop settings and
+    corrector steps.
 
     Shared by ``execute`` and the integrations (the lm-evaluation-harness model) so both decode alike.
     """
@@ -63,23 +64,26 @@ class Decoder:
     rule: Any
     schedule: BlockSchedule
     chooser: TokenChooser
+    corrector: Corrector
 
     @classmethod
     def from_config(cls, cfg: DictConfig) -> Decoder:
         rule_cls = plugin_manager.get_rule(cfg.sampler.name)
         return cls(cfg, rule_cls(rule_cls.Config(**options_of(cfg.sampler))),
                    BlockSchedule(cfg.decode.steps, cfg.decode.block_length),
-                   TokenChooser(cfg.decode.temperature, cfg.decode.top_k, cfg.decode.top_p))
+                   TokenChooser(cfg.decode.temperature, cfg.decode.top_k, cfg.decode.top_p),
+                   Corrector(cfg.decode.correct_steps, cfg.decode.correct_positions))
 
     def __call__(self, denoiser: Any, state: MaskedState, conditioning: dict[str, torch.Tensor],
                  generator: torch.Generator | None, callbacks: Sequence[Callback] = (),
                  early_exit: EarlyExit | None = None) -> Any:
         cfg = self.cfg
-        return decode(denoiser, state, self.rule, schedule=self.schedule, chooser=self.chooser,
-                      conditioning=conditioning, generator=generator,
-                      stats_dtype=getattr(torch, cfg.decode.stats_dtype), confidence=cfg.decode.confidence,
-                      callbacks=callbacks, early_exit=early_exit, cache=cfg.decode.cache,
-                      cache_refresh=cfg.decode.cache_refresh, capture=cfg.decode.capture)
+        result = decode(denoiser, state, self.rule, schedule=self.schedule, chooser=self.chooser,
+                        conditioning=conditioning, generator=generator,
+                        stats_dtype=getattr(torch, cfg.decode.stats_dtype), confidence=cfg.decode.confidence,
+                        callbacks=callbacks, early_exit=early_exit, cache=cfg.decode.cache,
+                        cache_refresh=cfg.decode.cache_refresh, capture=cfg.decode.capture)
+        return correct(denoiser, result, self.corrector, self.chooser, conditioning, generator)
 
 
 @dataclass(frozen=True)

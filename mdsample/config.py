@@ -53,6 +53,8 @@ class DecodeConfig:
     cache: str = "none"
     cache_refresh: int = 0
     capture: str = "auto"
+    correct_steps: int = 0
+    correct_positions: int = 2
 
 
 @dataclass

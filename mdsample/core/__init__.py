@@ -1,4 +1,5 @@
 """Domain-agnostic sampling core: masked state, denoiser protocol, selection rules, schedules, the decode loop, and
+corrector steps,
 the block-diffusion outer loop with DiffusionGemma's accept-and-renoise sampler.
 
 The core depends on no plugin package: domains depend on the core, never the reverse. Names are imported on first
@@ -12,6 +13,7 @@ from mdsample.lazy import exports
 _EXPORTS = {
     "BlockDenoiser": "mdsample.core.blocks",
     "BlockSchedule": "mdsample.core.schedule",
+    "Corrector": "mdsample.core.corrector",
     "DecodeResult": "mdsample.core.loop",
     "Denoiser": "mdsample.core.denoiser",
     "Editing": "mdsample.core.loop",
@@ -21,6 +23,7 @@ _EXPORTS = {
     "StepContext": "mdsample.core.rules",
     "StepStats": "mdsample.core.stats",
     "TokenChooser": "mdsample.core.tokens",
+    "correct": "mdsample.core.corrector",
     "decode": "mdsample.core.loop",
     "decode_blocks": "mdsample.core.blocks",
     "refine": "mdsample.core.reselect",

@@ -1,0 +1,73 @@
+"""correct(): corrector steps after the canvas is full (ReMDM's loop phase with random remasking).
+
+A masked diffusion sampler commits a token once and never revisits it, so an early choice that the rest of the
+canvas contradicts stays (a SMILES ring bond without its partner, a parenthesis never closed, an aromatic ring of
+the wrong size). Lowering the temperature hides such errors by shrinking the distribution, which costs diversity
+and distribution match. A corrector keeps the temperature: each step re-masks ``positions`` committed,
+non-frozen positions per row, drawn uniformly at random, and redraws them from the model given everything else
+(a blocked Gibbs sweep over the model's conditionals, as ReMDM's loop phase with random remasking, Wang et al.
+2025). A token that contradicts its now-visible context is unlikely under those conditionals, so redrawing tends to
+repair it. Each step is one denoiser call over the whole canvas and counts as one NFE per row.
+
+Positions still masked when decoding ended (reasoning slots of a row that exited early) and frozen positions
+(prompt, template) are never picked.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+
+from mdsample.core.denoiser import Denoiser
+from mdsample.core.loop import DecodeResult
+from mdsample.core.tokens import TokenChooser
+from mdsample.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Corrector:
+    """``steps`` corrector steps (0: none), each re-masking ``positions`` committed positions per row."""
+
+    steps: int = 0
+    positions: int = 2
+
+    def __post_init__(self) -> None:
+        if self.steps < 0:
+            raise ConfigError(f"decode.correct_steps must be >= 0 (0 turns the corrector off), got {self.steps}")
+        if self.positions < 1:
+            raise ConfigError(f"decode.correct_positions must be >= 1, got {self.positions}")
+
+
+@torch.no_grad()
+def correct(denoiser: Denoiser, result: DecodeResult, corrector: Corrector, chooser: TokenChooser,
+            conditioning: dict[str, torch.Tensor] | None = None,
+            generator: torch.Generator | None = None) -> DecodeResult:
+    """Run ``corrector.steps`` remask-and-redraw steps on ``result``'s canvases (in place); returns ``result``."""
+    state = result.state
+    if corrector.steps == 0:
+        return result
+    if state.uniform:
+        raise ConfigError("the corrector re-masks committed tokens, but this model uses uniform corruption (no mask "
+                          "token): set decode.correct_steps=0")
+    if hasattr(denoiser, "open") and hasattr(denoiser, "canvas_length"):
+        raise ConfigError("the corrector redraws positions of one whole canvas; a block-diffusion model decodes canvas "
+                          "by canvas: set decode.correct_steps=0")
+    start = time.perf_counter()
+    conditioning = conditioning or {}
+    eligible = ~state.frozen & (state.tokens != state.mask_id)
+    k = min(corrector.positions, state.length)
+    for _ in range(corrector.steps):
+        scores = torch.rand(state.tokens.shape, generator=generator, device=state.tokens.device)
+        picked = torch.zeros_like(eligible).scatter_(1, scores.masked_fill(~eligible, -1.0).topk(k, dim=1).indices,
+                                                     True) & eligible
+        drawn = chooser(denoiser(state.tokens.masked_fill(picked, state.mask_id), **conditioning), generator)
+        state.tokens = torch.where(picked, drawn, state.tokens)
+    rows = eligible.any(dim=1)
+    state.nfe += rows.long() * corrector.steps
+    state.wall_s += rows.cpu().double() * (time.perf_counter() - start)
+    result.tokens = state.tokens
+    result.nfe = state.nfe
+    result.wall_s = state.wall_s
+    return result
