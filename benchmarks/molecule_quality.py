@@ -30,36 +30,33 @@ GEN = 55
 """Generation slots of the molecule canvas (56 minus the frozen BOS): ``steps=55`` is one token per step."""
 
 GRID: list[tuple[str, dict]] = [
+    ("klass", {}),
+    ("klass", {"decode.correct_steps": 0}),
+    ("klass", {"decode.correct_steps": 25}),
+    ("klass", {"decode.correct_steps": 100}),
     ("confidence", {"decode.steps": GEN}),
+    ("confidence", {"decode.steps": GEN, "decode.correct_steps": 0}),
     ("confidence", {"decode.steps": 28}),
-    ("confidence", {"decode.steps": 14}),
     ("random", {"decode.steps": GEN}),
-    ("random", {"decode.steps": GEN, "decode.temperature": 1.0}),
     ("margin", {"decode.steps": GEN}),
     ("entropy", {"decode.steps": GEN}),
     ("maskgit", {"decode.steps": 14}),
-    ("klass", {"sampler.conf_threshold": 0.9, "sampler.kl_threshold": 0.005}),
     ("klass", {"sampler.conf_threshold": 0.8, "sampler.kl_threshold": 0.01}),
     ("klass", {"sampler.conf_threshold": 0.7, "sampler.kl_threshold": 0.02}),
-    ("klass", {"sampler.conf_threshold": 0.6, "sampler.kl_threshold": 0.05}),
     ("med", {"sampler.entropy_threshold": 0.1}),
     ("med", {"sampler.entropy_threshold": 0.3}),
-    ("med", {"sampler.entropy_threshold": 0.6}),
     ("ar_med", {"sampler.entropy_threshold": 0.3}),
+    ("ar_med", {"sampler.entropy_threshold": 0.5}),
     ("eb", {"sampler.gamma": 0.1}),
     ("eb", {"sampler.gamma": 0.5}),
     ("threshold", {"sampler.threshold": 0.9}),
     ("threshold", {"sampler.threshold": 0.7}),
+    ("klass", {"decode.temperature": 0.8}),
+    ("confidence", {"decode.steps": GEN, "decode.temperature": 0.8, "decode.correct_steps": 0}),
+    ("klass", {"decode.top_p": 0.95}),
 ]
-TEMPERATURES = (0.6, 0.8, 1.0)
-"""Temperatures swept for confidence (one token per step) and for the default KLASS setting."""
-
-
-def grid(temperatures: tuple[float, ...]) -> list[tuple[str, dict]]:
-    """The rule grid at the domain's default temperature, plus confidence and KLASS at each other temperature."""
-    extra = [(rule, {**over, "decode.temperature": t}) for t in temperatures
-             for rule, over in (GRID[0], GRID[9])]
-    return GRID + extra
+"""Every rule at the domain's defaults (corrector included), KLASS with 0, 25 and 100 corrector steps, the
+one-token-per-step baseline without the corrector, and the former default (T 0.8, no corrector) for reference."""
 
 
 def parse_setting(text: str) -> tuple[str, dict]:
@@ -77,25 +74,24 @@ def parse_setting(text: str) -> tuple[str, dict]:
 
 def generate(args: argparse.Namespace) -> None:
     from mdsample import plugin_manager
-    from mdsample.api import batch_seed, resolve_device
+    from mdsample.api import Decoder, batch_seed, resolve_device
     from mdsample.config import options_of, resolve_config
-    from mdsample.core.loop import TokenChooser, decode
-    from mdsample.core.schedule import BlockSchedule
 
     domain = plugin_manager.load_domain("molecule")
     device = resolve_device(args.device)
     settings = []
     denoiser = None
-    settings_grid = [parse_setting(t) for t in args.setting] if args.setting else grid(tuple(args.temperatures))
-    for rule_name, overrides in settings_grid:
-        if args.rules and rule_name not in args.rules.split(","):
+    settings_grid = [parse_setting(t) for t in args.setting] if args.setting else GRID
+    shard, shards = (int(x) for x in args.shard.split("/"))
+    for index, (rule_name, overrides) in enumerate(settings_grid):
+        if args.rules and rule_name not in args.rules.split(",") or index % shards != shard:
             continue
         cfg = resolve_config("molecule", rule_name, flags={"n": args.n, "domain.representation": args.representation,
                                                            "domain.model": args.model, **overrides})
         options = domain.Options(**options_of(cfg.domain))
         if denoiser is None:
             denoiser = domain.load_denoiser(options, device)
-        rule_cls = plugin_manager.get_rule(rule_name)
+        decoder = Decoder.from_config(cfg)
         strings, nfe, seconds = [], [], 0.0
         for b in range(math.ceil(args.n / args.batch_size)):
             size = min(args.batch_size, args.n - b * args.batch_size)
@@ -104,16 +100,14 @@ def generate(args: argparse.Namespace) -> None:
             if device.type == "cuda":
                 torch.cuda.synchronize()
             start = time.perf_counter()
-            result = decode(denoiser, initial.state, rule_cls(rule_cls.Config(**options_of(cfg.sampler))),
-                            schedule=BlockSchedule(cfg.decode.steps, cfg.decode.block_length),
-                            chooser=TokenChooser(cfg.decode.temperature, cfg.decode.top_k, cfg.decode.top_p),
-                            generator=generator, confidence=cfg.decode.confidence)
+            result = decoder(denoiser, initial.state, initial.conditioning, generator)
             seconds += time.perf_counter() - start
             strings += domain.decode(result.tokens, initial)
             nfe += result.nfe.cpu().tolist()
         setting = {"rule": rule_name, "settings": overrides, "sampler": options_of(cfg.sampler),
                    "temperature": cfg.decode.temperature, "top_p": cfg.decode.top_p,
-                   "confidence": cfg.decode.confidence,
+                   "confidence": cfg.decode.confidence, "correct_steps": cfg.decode.correct_steps,
+                   "correct_positions": cfg.decode.correct_positions,
                    "steps": cfg.decode.steps, "n": args.n, "nfe_mean": sum(nfe) / len(nfe),
                    "decode_s": seconds, "nfe": nfe, "samples": strings}
         settings.append(setting)
@@ -206,8 +200,8 @@ def main() -> None:
     gen.add_argument("--batch-size", type=int, default=10000)
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--device", default="auto")
-    gen.add_argument("--temperatures", type=float, nargs="*", default=list(TEMPERATURES))
     gen.add_argument("--rules", default=None, help="comma list to restrict the grid")
+    gen.add_argument("--shard", default="0/1", help="I/N: decode only settings I, I+N, ... (parallel processes)")
     gen.add_argument("--setting", action="append", default=[],
                      help="RULE:key=value,... instead of the grid (repeatable), e.g. confidence:decode.top_p=0.9")
     gen.add_argument("--out", required=True)
