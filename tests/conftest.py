@@ -2,7 +2,9 @@
 
 Every test starts the same way whatever ran before it and whatever the user's shell holds: no ``MDSAMPLE_*``
 variable from outside (data caches go to a temporary folder, never ~/.cache), a fresh plugin manager, and random
-generators seeded (torch, numpy, random). So the suite passes in any order and with MDSAMPLE_* set.
+generators seeded (torch, numpy, random). So the suite passes in any order and with MDSAMPLE_* set. ``PYTHONPATH``
+holds this interpreter's import path, so a test's subprocess imports the same mdsample and dependencies however
+pytest found them (an editable install, a checkout on sys.path, the shell's PYTHONPATH) and whatever a test adds.
 """
 
 from __future__ import annotations
@@ -30,6 +32,11 @@ def data_root(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("mdsample-data")
 
 
+def import_path() -> str:
+    """This interpreter's ``sys.path`` as a ``PYTHONPATH`` value (existing entries; the current directory left out)."""
+    return os.pathsep.join(p for p in sys.path if p and os.path.exists(p))
+
+
 @pytest.fixture(autouse=True)
 def isolated(monkeypatch, data_root):
     import numpy as np
@@ -40,6 +47,7 @@ def isolated(monkeypatch, data_root):
     for key in [k for k in os.environ if k.startswith("MDSAMPLE_")]:
         monkeypatch.delenv(key)
     monkeypatch.setenv("MDSAMPLE_DATA", str(data_root))
+    monkeypatch.setenv("PYTHONPATH", import_path())
     plugin_manager.reset()
     torch.manual_seed(0)
     np.random.seed(0)

@@ -68,7 +68,8 @@ def site_with_broken_plugins(tmp_path: Path) -> Path:
 def mdsample_cli(site: Path, *args: str) -> subprocess.CompletedProcess:
     """``mdsample ARGS`` in a fresh interpreter seeing every installed plugin plus the broken ones (nothing pinned)."""
     env = {k: v for k, v in os.environ.items() if k != "MDSAMPLE_PLUGINS"}
-    env.update(PYTHONPATH=os.pathsep.join([str(site), str(TESTS), str(DNA_SOURCE)]), COLUMNS="250")
+    env.update(PYTHONPATH=os.pathsep.join([str(site), str(TESTS), str(DNA_SOURCE), os.environ["PYTHONPATH"]]),
+               COLUMNS="250")
     cmd = [sys.executable, "-c", "import sys; from mdsample.cli import main; sys.exit(main())", *args]
     return subprocess.run(cmd, env=env, cwd=site.parent, capture_output=True, text=True, timeout=300)
 

@@ -41,8 +41,15 @@ def entry_points(data_dir, monkeypatch):
     plugin_manager.reset()
 
 
+# The package a first-party domain's outputs need from its extra: without it that domain cannot conform here
+# (its run ends in a one-line error naming the extra), so its check is skipped, saying why.
+NEEDS = {"molecule": "rdkit"}
+
+
 @pytest.mark.parametrize("name", DOMAINS)
 def test_registered_domain_conforms(entry_points, name):
+    if name in NEEDS:
+        pytest.importorskip(NEEDS[name], reason=f"domain {name!r} needs {NEEDS[name]}: pip install 'mdsample[{name}]'")
     check_domain(name)
 
 

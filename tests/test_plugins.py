@@ -135,7 +135,7 @@ def make_site(tmp_path: Path) -> Path:
 
 def mdsample_cli(site: Path, *args: str) -> subprocess.CompletedProcess:
     """``mdsample ARGS`` in a fresh interpreter that sees the plugins of ``site``; runs in site's parent."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(site), str(TESTS)]), COLUMNS="200")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(site), str(TESTS), os.environ["PYTHONPATH"]]), COLUMNS="200")
     env["MDSAMPLE_PLUGINS"] = "samplers,toy,broken_import,broken_hook"
     cmd = [sys.executable, "-c", "import sys; from mdsample.cli import main; sys.exit(main())", *args]
     return subprocess.run(cmd, env=env, cwd=site.parent, capture_output=True, text=True, timeout=120)

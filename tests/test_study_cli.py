@@ -156,37 +156,3 @@ def test_shipped_studies_resolve(toy_plugins, monkeypatch):
             cells = expand(study)
             assert cells and all(c.config.n >= 1 for c in cells)
     assert "molecule" in shipped_studies()
-
-
-def test_molecule_study_on_a_tiny_model(monkeypatch, tmp_path, capsys):
-    """The molecule domain end to end through a study: MOSES metrics per cell, FCD as quality (NaN-safe)."""
-    import torch
-
-    from mdsample import plugin_manager
-    from mdsample.cli import main
-    from mdsample.models.house import build_house_model, house_config, save_house_model
-    from mdsample.plugins.molecule.domain import MoleculeDomain, MoleculeOptions
-    from mdsample.plugins.molecule.reference import vocab
-
-    monkeypatch.setenv("MDSAMPLE_PLUGINS", "samplers,molecule")
-    monkeypatch.chdir(tmp_path)
-    plugin_manager.reset()
-    torch.manual_seed(0)
-    v = vocab("smiles")
-    model_dir = tmp_path / "model"
-    save_house_model(build_house_model(house_config(len(v), v.mask_id, v.pad_id, v.length, size="tiny")), model_dir)
-    MoleculeDomain().save_assets(MoleculeOptions(representation="smiles"), model_dir)
-    study = {"n": 4, "overrides": {"domain.model": str(model_dir), "decode.steps": 8},
-             "domains": {"molecule": {"quality": {"metric": "FCD/Test", "better": "lower"}}},
-             "samplers": ["confidence"]}
-    path = write(tmp_path / "mol.yaml", study)
-    try:
-        assert main(["study", str(path), "--out", str(tmp_path / "out"), "--no-progress", "--device", "cpu"]) == 0
-        records = lines(tmp_path / "out" / "results.jsonl")
-        assert len(records) == 1 and {"valid", "FCD/Test", "Novelty"} <= set(records[0]["metrics"])
-        assert records[0]["nfe"]["max"] == 8
-        assert main(["report", str(tmp_path / "out")]) == 0
-        assert "FCD/Test (lower is better)" in (tmp_path / "out" / "report.md").read_text()
-        assert "molecule / unconditional" in capsys.readouterr().out
-    finally:
-        plugin_manager.reset()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 import yaml
 
 from mdsample.errors import ConfigError, MdsampleError, MissingFileError, UnknownChoiceError
@@ -65,10 +66,27 @@ def test_keys_follow_the_resolved_config_not_the_wording(toy_plugins):
 
     cell = cells[0]
     cfg = cell.config.copy()
-    cfg.out, cfg.progress, cfg.device = "elsewhere", True, "cpu"  # reporting keys; auto is the cpu here
+    cfg.out, cfg.progress = "elsewhere", True  # reporting keys
     assert cell_key(cfg) == cell.key
     cfg.decode.steps = 3
     assert cell_key(cfg) != cell.key
+
+
+@pytest.mark.parametrize("gpu", [False, True], ids=["cpu-host", "gpu-host"])
+def test_keys_hold_the_type_of_device_a_cell_runs_on(toy_plugins, monkeypatch, gpu):
+    """``auto`` keys as what it resolves to on this host, so CPU results never stand in for a GPU host's (nor the
+    reverse); the GPU's index is left out, since cuda:1 computes what cuda:0 does (a study under torchrun)."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpu)
+    cfg = expand(parse(SMALL))[0].config.copy()
+
+    def key(device: str) -> str:
+        cfg.device = device
+        return cell_key(cfg)
+
+    if gpu:
+        assert key("auto") == key("cuda") == key("cuda:1") != key("cpu")
+    else:
+        assert key("auto") == key("cpu")
 
 
 def test_default_task_and_sampler_list(toy_plugins):

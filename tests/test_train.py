@@ -18,8 +18,10 @@ from mdsample.train import TrainConfig, lr_factor, train
 LENGTH = 16
 
 
+# 60 steps: after 30 the loss was 0.60-0.66 of its first value here (six seeds) but 0.72 on an H200 host's CPU
+# (torch 2.11, transformers 5.17), against the 0.7 asked; after 60 it is 0.29-0.36 here, far from both bounds.
 CFG = TrainConfig(
-    size="tiny", steps=30, batch_size=64, lr=1e-2, warmup=5, eval_every=10, eval_batches=4, log_every=5, device="cpu"
+    size="tiny", steps=60, batch_size=64, lr=1e-2, warmup=5, eval_every=20, eval_batches=4, log_every=5, device="cpu"
 )
 
 
@@ -36,7 +38,7 @@ def test_training_decreases_loss(run):
     records = _log(run)
     losses = [r["loss"] for r in records if "loss" in r]
     vals = [r["val_loss"] for r in records if "val_loss" in r]
-    assert records[-1]["step"] == 30 and len(vals) == 3
+    assert records[-1]["step"] == CFG.steps and len(vals) == 3
     assert losses[-1] < 0.7 * losses[0]
     assert vals[-1] < 0.8 * vals[0]
     assert all(r["tokens_per_s"] > 0 for r in records if "tokens_per_s" in r)
@@ -49,7 +51,7 @@ def test_saved_directory_and_card(run):
     }
     card = (run / "MODEL_CARD.md").read_text()
     assert f"sha256: `{sha256_file(weights)}`" in card
-    assert "`pytest`" in card and "steps: 30 of 30" in card
+    assert "`pytest`" in card and f"steps: {CFG.steps} of {CFG.steps}" in card
     assert all(t.dtype == torch.float16 for t in load_file(weights).values())
 
 

@@ -16,8 +16,9 @@ false as in LLaDA's evaluation).
   continuation tokens l (stratified over the batch, uniform in 1..L) at random positions and scores the masked
   tokens' cross-entropy weighted by L / l; the estimate is minus the mean over ``mc_num`` samples. ``is_greedy``
   decodes the continuation one token per step by confidence and compares (``greedy_check=true``).
-* Several processes (``accelerate launch -m lm_eval ...`` or torchrun): each process takes its ``LOCAL_RANK`` GPU,
-  the harness deals the requests out by ``rank``/``world_size`` and gathers through the methods below.
+* Several processes (``accelerate launch -m lm_eval ...`` or torchrun): each process takes GPU ``LOCAL_RANK``
+  modulo the visible GPUs (as a study's processes do); the harness deals the requests out by
+  ``rank``/``world_size`` and gathers through the methods below.
 """
 
 from __future__ import annotations

@@ -1,10 +1,12 @@
 """Sharding a study over processes with torch.distributed, started by ``torchrun`` or ``accelerate launch``.
 
 The launchers export ``WORLD_SIZE``, ``RANK`` and ``LOCAL_RANK`` (and the rendezvous address); with no launcher
-they are absent and the study runs in one process, so the same command works either way. The default process
-group uses NCCL when CUDA is available (each process on GPU ``LOCAL_RANK``) and gloo otherwise; the Python objects
-a study exchanges (the plan, and each cell's decoded batches for rank 0) always travel through a gloo group on
-the CPU, where pickled objects belong. Every rank runs every cell of the plan, on batches ``rank, rank + world,
+they are absent and the study runs in one process, so the same command works either way. Each process takes GPU
+``LOCAL_RANK`` modulo the visible GPUs, so a host with fewer GPUs than processes shares them (two ranks on one
+H200 must not ask for ``cuda:1``). The default process group uses NCCL when every process of the host has a GPU of
+its own, and gloo otherwise (NCCL refuses two ranks on one GPU, and a host without CUDA has no NCCL); the Python
+objects a study exchanges (the plan, and each cell's decoded batches for rank 0) always travel through a gloo group
+on the CPU, where pickled objects belong. Every rank runs every cell of the plan, on batches ``rank, rank + world,
 ...`` of it (``mdsample.api.execute``); rank 0 gathers them, computes the metrics and writes the results.
 """
 
@@ -51,6 +53,16 @@ def _environment_int(name: str, default: int) -> int:
         raise ConfigError(f"environment variable {name}={value!r} is not an integer; launch with torchrun") from None
 
 
+def local_gpu(local_rank: int) -> int:
+    """The index of the visible GPU that process ``local_rank`` of this host uses (they are shared round-robin)."""
+    return local_rank % torch.cuda.device_count()
+
+
+def default_backend(local_world: int) -> str:
+    """``nccl`` when CUDA is available and each of the host's ``local_world`` processes has its own GPU, else gloo."""
+    return "nccl" if torch.cuda.is_available() and local_world <= torch.cuda.device_count() else "gloo"
+
+
 def join() -> Shard:
     """This process's Shard: the whole study without a launcher, else its rank in a (new) process group."""
     world = _environment_int("WORLD_SIZE", 1)
@@ -62,8 +74,8 @@ def join() -> Shard:
     start = not dist.is_initialized()
     if start:
         if torch.cuda.is_available():
-            torch.cuda.set_device(local_rank)
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+            torch.cuda.set_device(local_gpu(local_rank))
+        dist.init_process_group(default_backend(_environment_int("LOCAL_WORLD_SIZE", world)))
     group = dist.new_group(backend="gloo")
     return ProcessShard(dist.get_rank(), dist.get_world_size(), local_rank, group, start)
 
@@ -82,9 +94,11 @@ def share(shard: Shard, value: Any) -> Any:
 
 
 def local_device(shard: Shard, device: str) -> str:
-    """The device this rank runs ``device`` on: ``auto``/``cuda`` become the rank's own GPU under a launcher."""
-    if not isinstance(shard, ProcessShard) or device not in ("auto", "cuda"):
+    """The device this rank runs ``device`` on: ``auto``/``cuda`` become the rank's GPU under a launcher.
+
+    Without CUDA ``device`` stays as it is: ``auto`` then means the CPU, and ``cuda`` fails to resolve with its
+    one-line ConfigError.
+    """
+    if not isinstance(shard, ProcessShard) or device not in ("auto", "cuda") or not torch.cuda.is_available():
         return device
-    if device == "auto" and not torch.cuda.is_available():
-        return device
-    return f"cuda:{shard.local_rank}"
+    return f"cuda:{local_gpu(shard.local_rank)}"

@@ -62,3 +62,13 @@ def test_a_truncated_reference_names_the_file_and_keeps_the_samples(tmp_path, br
         mdsample.sample("molecule", "confidence", 3, out=str(tmp_path / "run"), device="cpu", progress=False,
                         decode={"steps": 8})
     assert len((tmp_path / "run" / "samples.smi").read_text().splitlines()) == 3
+
+
+def test_without_rdkit_a_run_names_the_extra_in_one_line(tmp_path, monkeypatch, capsys):
+    from mdsample.cli import main
+
+    monkeypatch.setitem(sys.modules, "rdkit", None)  # `import rdkit` fails, as without mdsample[molecule]
+    assert main(["--domain", "molecule", "--sampler", "confidence", "-n", "2", "--steps", "8", "--no-progress",
+                 "--device", "cpu", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "needs RDKit: pip install 'mdsample[molecule]'" in err and err.count("\n") == 1, err

@@ -144,6 +144,7 @@ def test_hub_data_goes_through_datasets_and_fails_offline_in_one_line(llada_dir,
     import subprocess
     import sys
 
+    pytest.importorskip("datasets", reason="the hub path needs the eval extra; without it see the test below")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
     done = subprocess.run([sys.executable, "-m", "mdsample.cli", "--domain", "text", "--task", "gsm8k", "--model",
                            str(llada_dir), "--device", "cpu", "--no-progress", "--out", str(tmp_path / "r")],
@@ -151,3 +152,13 @@ def test_hub_data_goes_through_datasets_and_fails_offline_in_one_line(llada_dir,
     assert done.returncode == 2
     assert done.stderr.startswith("error: cannot load openai/gsm8k (main, test) through datasets")
     assert "domain.data=PATH.jsonl" in done.stderr and done.stderr.count("\n") == 1
+
+
+def test_hub_data_without_datasets_names_the_extra_in_one_line(llada_dir, tmp_path, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "datasets", None)  # `import datasets` fails, as without mdsample[eval]
+    assert run_cli("--model", llada_dir, "--task", "gsm8k", "--out", tmp_path / "r") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: task 'gsm8k' loads openai/gsm8k through `datasets`: pip install 'mdsample[eval]'")
+    assert "domain.data=PATH.jsonl" in err and err.count("\n") == 1, err

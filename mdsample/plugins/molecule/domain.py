@@ -16,6 +16,7 @@ run needs neither the network nor prepared data; only training needs ``mdsample 
 from __future__ import annotations
 
 import copy
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -112,11 +113,13 @@ class MoleculeDomain(Domain):
 
     # RDKit is imported only by save() and metrics(), so training (tokens only) runs where RDKit is not installed.
     def save(self, objects: list[Any], run_dir: Path, initial: Initial) -> list[Path]:
+        _require_rdkit("output (.smi and validity)")
         from mdsample.plugins.molecule.output import save_samples
 
         return save_samples(objects, Path(run_dir))
 
     def metrics(self, objects: list[Any], options: DomainOptions, initial: Initial) -> dict[str, float]:
+        _require_rdkit("metrics")
         from mdsample.plugins.molecule.metrics import compute
 
         return compute(objects)
@@ -130,6 +133,13 @@ class MoleculeDomain(Domain):
 
     def save_assets(self, options: DomainOptions, model_dir: Path) -> None:
         self._vocab(_molecule_options(options)).save(Path(model_dir) / VOCAB_FILE)
+
+
+def _require_rdkit(what: str) -> None:
+    """RDKit comes with the molecule extra; without it a run ends in one line naming the extra, not a traceback."""
+    if importlib.util.find_spec("rdkit") is None:
+        raise ConfigError(f"the molecule domain's {what} needs RDKit: pip install 'mdsample[molecule]' (decoding and "
+                          "`mdsample train` work without it)")
 
 
 def _molecule_options(options: DomainOptions) -> MoleculeOptions:
