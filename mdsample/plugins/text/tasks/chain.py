@@ -105,6 +105,19 @@ class ChainTask(TemplateTask):
         pairs = m[2]
         return self._problem(int(m[1]), [OPS.index(c) for c in pairs[::2]], [int(c) for c in pairs[1::2]])
 
+    def steps_right(self, problem: Problem, reasoning: str) -> float:
+        """Fraction of the ``ops`` values of a trace (``12;36;...``) that follow from the value written before them
+        (the start value for the first): how much of a sampled trace is sound, wherever its errors are."""
+        start, pairs = int(problem.prompt[:2]), problem.prompt[2:-1]
+        values = reasoning.split(";")[: self.ops]
+        prev, right = start, 0
+        for i, written in enumerate(values):
+            want = apply(np.array(prev), np.array(OPS.index(pairs[2 * i])), np.array(int(pairs[2 * i + 1])))
+            ok = len(written) == 2 and written.isdigit()
+            right += ok and int(written) == int(want)
+            prev = int(written) if ok else int(want)
+        return right / self.ops
+
     def training_rows(self, n: int, seed: int, vocab: CharVocab) -> np.ndarray:
         """The rows of ``row_ids`` for ``problems(n, seed, "train")``, built as arrays (no per-problem strings)."""
         s, o, d = self._draw(n, seed, "train")
