@@ -16,7 +16,8 @@ Phases (``--phases``, default all, in this order):
 
 The shipped model is evaluated while the fine-tuning jobs run. ``--minutes`` is the budget of the whole command:
 training gets ``--train-share`` of it, fine-tuning what is left after a reserve for the evaluations, each as
-``train.max_minutes``. Results go to ``--out`` as they come: ``reasoning_suite.json`` (rewritten after every
+``train.max_minutes``; fine-tunes run eagerly (six compilations would eat their budget), the trainings compile on
+a GPU. Results go to ``--out`` as they come: ``reasoning_suite.json`` (rewritten after every
 phase), ``reasoning_suite.log``, ``reasoning_suite.md`` and ``chain_model.tar.gz`` (the shipped model directory, for
 ``mdsample/plugins/text/weights/chain``). ``--smoke`` runs the same code on a CPU in a minute: a few training steps
 of the tiny model on a few problems (the numbers mean nothing; the plumbing is what it checks).
@@ -138,11 +139,12 @@ class Suite:
             self.save()
             raise SystemExit(f"jobs failed: {', '.join(failed)} (logs in {self.work / 'logs'})")
 
-    def train_args(self, out: Path, minutes: float, *extra: str) -> list[str]:
+    def train_args(self, out: Path, minutes: float, *extra: str, compile: bool = True) -> list[str]:
+        """``mdsample train`` for the chain task at the run's scale; ``compile`` only where the scale compiles."""
         s = self.scale
         return ["train", "--domain", "text", "--task", "chain", "--out", str(out), f"domain.ops={self.args.ops}",
                 f"domain.train_rows={s.train_rows}", f"train.size={s.size}", f"train.batch_size={s.batch_size}",
-                f"train.max_minutes={max(0.05, minutes):.2f}", f"train.compile={str(s.compile).lower()}",
+                f"train.max_minutes={max(0.05, minutes):.2f}", f"train.compile={str(s.compile and compile).lower()}",
                 "train.checkpoint_minutes=null", *extra]
 
 
@@ -161,23 +163,15 @@ def gpus(device: str) -> list[int | None]:
 
 
 def phase_train(suite: Suite) -> None:
-    """The shipped and the base model, side by side when there are two GPUs, else one after the other."""
+    """The shipped and the base model side by side, on two GPUs when there are two (a house model leaves most of
+    one GPU idle, so two on one GPU, or on the CPU, still beat one after the other)."""
     s, args = suite.scale, suite.args
-    budget = args.minutes * args.train_share - 0.4 * (not args.smoke)  # start-up and saving on top of max_minutes
-    parallel = len(suite.slots) >= 2
-    jobs = {"shipped": [f"train.steps={s.train_steps}", f"train.eval_every={max(1, s.train_steps // 10)}"],
-            "base": [f"train.steps={s.train_steps}", f"train.eval_every={max(1, s.train_steps // 10)}",
-                     f"domain.trace_fraction={args.trace_fraction}"]}
-    procs = []
-    for i, (name, extra) in enumerate(jobs.items()):
-        minutes = budget if parallel else budget / 2
-        proc = suite.launch(f"train_{name}", suite.train_args(suite.model(name), minutes, *extra),
-                            suite.slots[i % len(suite.slots)])
-        if parallel:
-            procs.append(proc)
-        else:
-            suite.wait([proc])
-    suite.wait(procs)
+    minutes = args.minutes * args.train_share - 0.4 * (not args.smoke)  # start-up and saving on top of max_minutes
+    common = [f"train.steps={args.train_steps or s.train_steps}",
+              f"train.eval_every={max(1, (args.train_steps or s.train_steps) // 10)}"]
+    jobs = {"shipped": common, "base": [*common, f"domain.trace_fraction={args.trace_fraction}"]}
+    suite.wait([suite.launch(f"train_{name}", suite.train_args(suite.model(name), minutes, *extra),
+                             suite.slots[i % len(suite.slots)]) for i, (name, extra) in enumerate(jobs.items())])
     suite.results["models"] = {name: training_summary(suite.model(name)) for name in jobs}
     archive = suite.out / "chain_model.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
@@ -241,13 +235,12 @@ def start_finetune(suite: Suite) -> list[subprocess.Popen]:
     minutes = suite.minutes_left() - args.eval_reserve * args.minutes - 0.4 * (not args.smoke)
     procs = []
     for i, (arm, seed) in enumerate((a, sd) for sd in args.seeds for a in ARMS):
+        steps = args.finetune_steps or s.finetune_steps
         extra = ["--init", str(suite.model("base")), "--data", str(suite.work / f"{arm}.jsonl"),
-                 f"train.steps={s.finetune_steps}", f"train.warmup={max(1, s.finetune_steps // 15)}",
-                 f"train.lr={args.finetune_lr}", f"train.seed={seed}",
-                 f"train.eval_every={max(1, s.finetune_steps // 5)}"]
-        procs.append(suite.launch(f"finetune_{arm}_{seed}", suite.train_args(suite.model(f"{arm}_{seed}"),
-                                                                             minutes, *extra),
-                                  suite.slots[i % len(suite.slots)]))
+                 f"train.steps={steps}", f"train.warmup={max(1, steps // 15)}", f"train.lr={args.finetune_lr}",
+                 f"train.seed={seed}", f"train.eval_every={max(1, steps // 5)}"]
+        argv = suite.train_args(suite.model(f"{arm}_{seed}"), minutes, *extra, compile=False)
+        procs.append(suite.launch(f"finetune_{arm}_{seed}", argv, suite.slots[i % len(suite.slots)]))
     return procs
 
 
@@ -262,7 +255,8 @@ def accuracy(suite: Suite, model: Path, rule: str = "confidence", label: str = "
     row = {"label": label, "rule": rule, "settings": overrides, "n": s.n_eval,
            "accuracy": result.metrics["accuracy"], "nfe_mean": result.metrics["nfe_mean"],
            "early_exit_rate": result.metrics.get("early_exit_rate"), "seconds": time.perf_counter() - start}
-    suite.log(f"eval {model.name} {label or rule}: accuracy {row['accuracy']:.3f}, NFE {row['nfe_mean']:.2f}")
+    name = model.name if label in ("", model.name) else f"{model.name} {label}"
+    suite.log(f"eval {name}: accuracy {row['accuracy']:.3f}, NFE {row['nfe_mean']:.2f}")
     return row
 
 
@@ -321,6 +315,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--trace-fraction", type=float, default=0.05, help="problems the base sees with traces")
     parser.add_argument("--keep", type=float, default=1.0, help="fraction of posterior traces kept by score")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--train-steps", type=int, default=None, help="steps of the two trainings (default: scale's)")
+    parser.add_argument("--finetune-steps", type=int, default=None, help="steps of each fine-tune (default: scale's)")
     parser.add_argument("--finetune-lr", type=float, default=3e-4)
     parser.add_argument("--device", default="auto", help="auto (every visible GPU, else cpu), cuda or cpu")
     parser.add_argument("--smoke", action="store_true", help="tiny CPU-sized run that checks the plumbing")
