@@ -3,7 +3,7 @@
 Phases (``--phases``, default all, in this order):
 
 * ``train``: the shipped model (every problem with its gold trace) and the base (traces for ``--trace-fraction`` of
-  the problems, the others answers alone with the reasoning unobserved), in parallel when two GPUs are visible;
+  the problems, the others answers alone with the reasoning unobserved), side by side (on two GPUs when visible);
 * ``posterior``: the base in-fills traces given the answers of ``--traces`` train problems it saw without reasoning
   (``mdsample posterior``), each scored by the answer's log-likelihood; ``--keep`` keeps that top fraction of
   scores; the gold traces of the same problems are written beside them;
@@ -11,15 +11,16 @@ Phases (``--phases``, default all, in this order):
   all jobs at once, spread over the GPUs (a house model leaves an H200 mostly idle);
 * ``eval``: the shipped model with full reasoning, answer first (``decode.answer_first``), k = 1, 2, 4 positions per
   step, MED, early exit, MED + early exit, and the partial-trace correlation (partial_trace_rewards.py); the base
-  (full reasoning, answer first) and every fine-tuned model (full reasoning), on the same held-out problems;
+  (full reasoning, answer first, its partial-trace correlation) and every fine-tuned model (full reasoning), all on
+  the same held-out problems;
 * ``table``: the markdown tables for BENCHMARKS.md (reasoning_tables.py).
 
 The shipped model is evaluated while the fine-tuning jobs run. ``--minutes`` is the budget of the whole command:
 training gets ``--train-share`` of it, fine-tuning what is left after a reserve for the evaluations, each as
 ``train.max_minutes``; fine-tunes run eagerly (six compilations would eat their budget), the trainings compile on
-a GPU. Results go to ``--out`` as they come: ``reasoning_suite.json`` (rewritten after every
-phase), ``reasoning_suite.log``, ``reasoning_suite.md`` and ``chain_model.tar.gz`` (the shipped model directory, for
-``mdsample/plugins/text/weights/chain``). ``--smoke`` runs the same code on a CPU in a minute: a few training steps
+a GPU. Results go to ``--out`` as they come: ``reasoning_suite.json`` (rewritten after every phase, with each
+phase's seconds), ``reasoning_suite.log``, ``reasoning_suite.md`` and ``chain_model.tar.gz`` (the shipped model
+directory, for ``mdsample/plugins/text/weights/chain``). ``--smoke`` runs the same code on a CPU in a minute: a few training steps
 of the tiny model on a few problems (the numbers mean nothing; the plumbing is what it checks).
 """
 
@@ -89,6 +90,10 @@ class Suite:
                             scale=asdict(self.scale), trace_fraction=args.trace_fraction, keep=args.keep,
                             seeds=args.seeds, minutes=args.minutes, gpus=len([s for s in self.slots if s is not None]))
         self.results.setdefault("commands", [])
+        if self.slots[0] is not None:
+            import torch
+
+            self.results["device"] = torch.cuda.get_device_name(0)
 
     def model(self, name: str) -> Path:
         return self.work / "models" / name
@@ -102,6 +107,13 @@ class Suite:
     def save(self) -> None:
         self.results["elapsed_s"] = time.time() - self.start
         self.results_path.write_text(json.dumps(self.results, indent=2, default=_plain) + "\n")
+
+    def timed(self, name: str, phase) -> None:
+        """Run ``phase(self)`` and record its wall-clock seconds in results["phase_s"]."""
+        start = time.time()
+        phase(self)
+        self.results.setdefault("phase_s", {})[name] = time.time() - start
+        self.save()
 
     def minutes_left(self) -> float:
         return (self.deadline - time.time()) / 60
@@ -279,10 +291,15 @@ def eval_shipped(suite: Suite) -> None:
     suite.results["shipped"] = {"rows": [accuracy(suite, shipped, rule, label, **o)
                                          for label, rule, o in shipped_settings(suite.task)]}
     suite.save()
-    corr = measure(suite.scale.n_corr, task="chain", model=str(shipped), device=suite.eval_device(),
+    correlation(suite, "shipped")
+
+
+def correlation(suite: Suite, name: str) -> None:
+    """The partial-trace correlation of one model (confidence, one position per step), into results["correlation"]."""
+    corr = measure(suite.scale.n_corr, task="chain", model=str(suite.model(name)), device=suite.eval_device(),
                    options={"ops": suite.args.ops})
-    suite.results["shipped"]["correlation"] = corr
-    suite.log(f"partial-trace correlation (answer log-likelihood by progress): {corr['pearson']['score']}")
+    suite.results.setdefault("correlation", {})[name] = corr
+    suite.log(f"partial-trace correlation of {name} (answer log-likelihood by progress): {corr['pearson']['score']}")
     suite.save()
 
 
@@ -295,6 +312,7 @@ def eval_arms(suite: Suite) -> None:
                      **training_summary(suite.model(f"{arm}_{seed}"))} for seed in suite.args.seeds]
     suite.results["finetune"] = out
     suite.save()
+    correlation(suite, "base")
 
 
 def phase_table(suite: Suite) -> None:
@@ -331,15 +349,15 @@ def main(argv: list[str] | None = None) -> None:
     suite.log(f"reasoning suite: phases {phases}, GPUs {suite.slots}, budget {args.minutes} min, "
               f"scale {asdict(suite.scale)}")
     if "train" in phases:
-        phase_train(suite)
+        suite.timed("train", phase_train)
     if "posterior" in phases:
-        phase_posterior(suite)
+        suite.timed("posterior", phase_posterior)
     procs = start_finetune(suite) if "finetune" in phases else []
     if "eval" in phases:
-        eval_shipped(suite)
-    suite.wait(procs)
+        suite.timed("eval_shipped", eval_shipped)
+    suite.timed("finetune_wait", lambda s: s.wait(procs))
     if "eval" in phases:
-        eval_arms(suite)
+        suite.timed("eval_arms", eval_arms)
     if "table" in phases:
         phase_table(suite)
     suite.log(f"done in {(time.time() - suite.start) / 60:.2f} min")

@@ -72,13 +72,16 @@ def sampler_table(results: dict) -> list[str]:
 
 
 def correlation_table(results: dict) -> list[str]:
-    corr = results.get("shipped", {}).get("correlation")
-    if not corr:
+    """Per model (its accuracy beside its name), each predictor's Pearson r at each stage of decoding."""
+    models = results.get("correlation", {})
+    if not models:
         return []
-    stages = corr["stages"]
-    out = ["| progress | " + " | ".join(f"{s:.1f}" for s in stages) + " |", "|---" * (len(stages) + 1) + "|"]
-    for key, name in PREDICTORS.items():
-        out.append(f"| {name} | " + " | ".join(_fmt(v, 2) for v in corr["pearson"][key]) + " |")
+    stages = next(iter(models.values()))["stages"]
+    out = ["| model | predictor | " + " | ".join(f"{s:.1f}" for s in stages) + " |", "|---" * (len(stages) + 2) + "|"]
+    for model, corr in models.items():
+        for key, name in PREDICTORS.items():
+            out.append(f"| {model} ({_fmt(corr['accuracy'])}) | {name} | "
+                       + " | ".join(_fmt(v, 2) for v in corr["pearson"][key]) + " |")
     return out
 
 

@@ -30,7 +30,8 @@ def test_smoke_run_writes_every_result(tmp_path):
     assert set(rows) == {"k1", "answer_first", "k2", "k4", "med", "early_exit", "med_early_exit"}
     assert rows["k1"]["nfe_mean"] == rows["answer_first"]["nfe_mean"] == slots
     assert rows["k2"]["nfe_mean"] == math.ceil(slots / 2) and rows["k4"]["nfe_mean"] == math.ceil(slots / 4)
-    assert len(results["shipped"]["correlation"]["pearson"]["score"]) == 10
+    assert {name: len(c["pearson"]["score"]) for name, c in results["correlation"].items()} == {"shipped": 10,
+                                                                                                "base": 10}
     post = results["posterior"]
     assert post["traces"] == 48 and post["kept"] == 24  # --keep 0.5 keeps the upper half of the scores
     gold = [json.loads(line) for line in (tmp_path / "w" / "gold.jsonl").read_text().splitlines()]

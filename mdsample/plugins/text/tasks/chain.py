@@ -88,22 +88,24 @@ class ChainTask(TemplateTask):
             have += int(keep.sum())
         return np.concatenate(starts)[:n], np.concatenate(ops)[:n], np.concatenate(digits)[:n]
 
-    def _problem(self, start: int, op: list[int], digit: list[int]) -> Problem:
-        values = run_chain(np.array([start]), np.array([op]), np.array([digit]))[0]
+    @staticmethod
+    def _problem(start: int, op: list[int], digit: list[int], values: list[int]) -> Problem:
         prompt = f"{start:02d}" + "".join(OPS[o] + str(d) for o, d in zip(op, digit, strict=True)) + "="
         return Problem(prompt, f"{values[-1]:02d}", ";".join(f"{v:02d}" for v in values))
 
     def problems(self, n: int, seed: int, split: str = "test") -> list[Problem]:
         s, o, d = self._draw(n, seed, split)
-        return [self._problem(*args) for args in zip(s.tolist(), o.tolist(), d.tolist(), strict=True)]
+        values = run_chain(s, o, d)
+        return [self._problem(*args) for args in zip(s.tolist(), o.tolist(), d.tolist(), values.tolist(), strict=True)]
 
     def parse_prompt(self, text: str) -> Problem:
         m = re.fullmatch(r"\s*(\d{1,2})((?:[-+*][1-9])+)\s*=?\s*", text)
         if not m or len(m[2]) != 2 * self.ops:
             raise ConfigError(f"a chain prompt looks like 07+5*3-8*7+2+4-1*9: a start value 0..99 then exactly "
                               f"{self.ops} operations +d, -d or *d with d in 1..9 (domain.ops)")
-        pairs = m[2]
-        return self._problem(int(m[1]), [OPS.index(c) for c in pairs[::2]], [int(c) for c in pairs[1::2]])
+        start, op, digit = int(m[1]), [OPS.index(c) for c in m[2][::2]], [int(c) for c in m[2][1::2]]
+        values = run_chain(np.array([start]), np.array([op]), np.array([digit]))[0]
+        return self._problem(start, op, digit, values.tolist())
 
     def steps_right(self, problem: Problem, reasoning: str) -> float:
         """Fraction of the ``ops`` values of a trace (``12;36;...``) that follow from the value written before them
