@@ -20,8 +20,8 @@ training gets ``--train-share`` of it, fine-tuning what is left after a reserve 
 ``train.max_minutes``; fine-tunes run eagerly (six compilations would eat their budget), the trainings compile on
 a GPU. Results go to ``--out`` as they come: ``reasoning_suite.json`` (rewritten after every phase, with each
 phase's seconds), ``reasoning_suite.log``, ``reasoning_suite.md`` and ``chain_model.tar.gz`` (the shipped model
-directory, for ``mdsample/plugins/text/weights/chain``). ``--smoke`` runs the same code on a CPU in a minute: a few training steps
-of the tiny model on a few problems (the numbers mean nothing; the plumbing is what it checks).
+directory, for ``mdsample/plugins/text/weights/chain``). ``--smoke`` runs the same code on a CPU in a minute: a few
+training steps of the tiny model on a few problems (the numbers mean nothing; the plumbing is what it checks).
 """
 
 from __future__ import annotations
