@@ -151,10 +151,12 @@ class Suite:
             self.save()
             raise SystemExit(f"jobs failed: {', '.join(failed)} (logs in {self.work / 'logs'})")
 
-    def train_args(self, out: Path, minutes: float, *extra: str, compile: bool = True) -> list[str]:
-        """``mdsample train`` for the chain task at the run's scale; ``compile`` only where the scale compiles."""
+    def train_args(self, out: Path, minutes: float, slot: int | None, *extra: str, compile: bool = True) -> list[str]:
+        """``mdsample train`` for the chain task at the run's scale on ``slot``'s device; ``compile`` only where the
+        scale compiles."""
         s = self.scale
         return ["train", "--domain", "text", "--task", "chain", "--out", str(out), f"domain.ops={self.args.ops}",
+                f"train.device={self.device(slot)}",
                 f"domain.train_rows={s.train_rows}", f"train.size={s.size}", f"train.batch_size={s.batch_size}",
                 f"train.max_minutes={max(0.05, minutes):.2f}", f"train.compile={str(s.compile and compile).lower()}",
                 "train.checkpoint_minutes=null", *extra]
@@ -182,8 +184,11 @@ def phase_train(suite: Suite) -> None:
     common = [f"train.steps={args.train_steps or s.train_steps}",
               f"train.eval_every={max(1, (args.train_steps or s.train_steps) // 10)}"]
     jobs = {"shipped": common, "base": [*common, f"domain.trace_fraction={args.trace_fraction}"]}
-    suite.wait([suite.launch(f"train_{name}", suite.train_args(suite.model(name), minutes, *extra),
-                             suite.slots[i % len(suite.slots)]) for i, (name, extra) in enumerate(jobs.items())])
+    procs = []
+    for i, (name, extra) in enumerate(jobs.items()):
+        slot = suite.slots[i % len(suite.slots)]
+        procs.append(suite.launch(f"train_{name}", suite.train_args(suite.model(name), minutes, slot, *extra), slot))
+    suite.wait(procs)
     suite.results["models"] = {name: training_summary(suite.model(name)) for name in jobs}
     archive = suite.out / "chain_model.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
@@ -251,8 +256,9 @@ def start_finetune(suite: Suite) -> list[subprocess.Popen]:
         extra = ["--init", str(suite.model("base")), "--data", str(suite.work / f"{arm}.jsonl"),
                  f"train.steps={steps}", f"train.warmup={max(1, steps // 15)}", f"train.lr={args.finetune_lr}",
                  f"train.seed={seed}", f"train.eval_every={max(1, steps // 5)}"]
-        argv = suite.train_args(suite.model(f"{arm}_{seed}"), minutes, *extra, compile=False)
-        procs.append(suite.launch(f"finetune_{arm}_{seed}", argv, suite.slots[i % len(suite.slots)]))
+        slot = suite.slots[i % len(suite.slots)]
+        argv = suite.train_args(suite.model(f"{arm}_{seed}"), minutes, slot, *extra, compile=False)
+        procs.append(suite.launch(f"finetune_{arm}_{seed}", argv, slot))
     return procs
 
 
