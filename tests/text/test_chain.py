@@ -121,3 +121,18 @@ def test_answer_first_needs_answer_slots(tmp_path, capsys):
     assert main(["--domain", "text", "--task", "sudoku", "-n", "1", "--out", str(tmp_path / "s"), "--no-progress",
                  "--device", "cpu", "decode.answer_first=true"]) == 2
     assert "answer_first needs answer slots" in capsys.readouterr().err
+
+
+def test_posterior_traces_for_chain_keep_the_answer_and_fill_only_the_reasoning(chain_model, tmp_path):
+    out = tmp_path / "traces.jsonl"
+    assert main(["posterior", "--task", "chain", "--model", str(chain_model), "-n", "4", "--out", str(out),
+                 "--device", "cpu", "--sampler", "confidence", "progress=false"]) == 0
+    task = ChainTask(8)
+    for r in map(json.loads, out.read_text().splitlines()):
+        assert r["answer"] == task.parse_prompt(r["prompt"]).answer
+        assert r["nfe"] == task.reasoning_length and len(r["trace"]) == task.reasoning_length
+
+
+def test_posterior_refuses_a_task_without_reasoning_slots(tmp_path, capsys):
+    assert main(["posterior", "--task", "sudoku", "--out", str(tmp_path / "t.jsonl"), "--device", "cpu"]) == 2
+    assert "arithmetic, chain" in capsys.readouterr().err
