@@ -19,8 +19,10 @@ The shipped model is evaluated while the fine-tuning jobs run. ``--minutes`` is 
 training gets ``--train-share`` of it, fine-tuning what is left after a reserve for the evaluations, each as
 ``train.max_minutes``; fine-tunes run eagerly (six compilations would eat their budget), the trainings compile on
 a GPU. Results go to ``--out`` as they come: ``reasoning_suite.json`` (rewritten after every phase, with each
-phase's seconds), ``reasoning_suite.log``, ``reasoning_suite.md`` and ``chain_model.tar.gz`` (the shipped model
-directory, for ``mdsample/plugins/text/weights/chain``). ``--smoke`` runs the same code on a CPU in a minute: a few
+phase's seconds), ``reasoning_suite.log``, ``reasoning_suite.md``, ``chain_model.tar.gz`` (the shipped model
+directory, for ``mdsample/plugins/text/weights/chain``) and ``base_model.tar.gz``. Phases can run in separate calls:
+the later ones read the models from ``--work`` (``models/shipped``, ``models/base``: the archives unpacked) and
+continue the JSON given by ``--results-from``. ``--smoke`` runs the same code on a CPU in a minute: a few
 training steps of the tiny model on a few problems (the numbers mean nothing; the plumbing is what it checks).
 """
 
@@ -85,7 +87,8 @@ class Suite:
         self.results_path = self.out / "reasoning_suite.json"
         self.slots = gpus(args.device)
         self.task = ChainTask(args.ops)
-        self.results = json.loads(self.results_path.read_text()) if self.results_path.is_file() else {}
+        earlier = Path(args.results_from) if args.results_from else self.results_path
+        self.results = json.loads(earlier.read_text()) if earlier.is_file() else {}
         self.results.update(benchmark="reasoning_suite", version=mdsample.__version__, task="chain", ops=args.ops,
                             scale=asdict(self.scale), trace_fraction=args.trace_fraction, keep=args.keep,
                             seeds=args.seeds, minutes=args.minutes, gpus=len([s for s in self.slots if s is not None]))
@@ -190,10 +193,10 @@ def phase_train(suite: Suite) -> None:
         procs.append(suite.launch(f"train_{name}", suite.train_args(suite.model(name), minutes, slot, *extra), slot))
     suite.wait(procs)
     suite.results["models"] = {name: training_summary(suite.model(name)) for name in jobs}
-    archive = suite.out / "chain_model.tar.gz"
-    with tarfile.open(archive, "w:gz") as tar:
-        tar.add(suite.model("shipped"), arcname="chain")
-    suite.log(f"models: {json.dumps(suite.results['models'])}; shipped model archived to {archive}")
+    for name, archive, inside in (("shipped", "chain_model.tar.gz", "chain"), ("base", "base_model.tar.gz", "base")):
+        with tarfile.open(suite.out / archive, "w:gz") as tar:
+            tar.add(suite.model(name), arcname=inside)
+    suite.log(f"models: {json.dumps(suite.results['models'])}; archived to {suite.out}")
     suite.save()
 
 
@@ -343,6 +346,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--finetune-steps", type=int, default=None, help="steps of each fine-tune (default: scale's)")
     parser.add_argument("--finetune-lr", type=float, default=3e-4)
     parser.add_argument("--device", default="auto", help="auto (every visible GPU, else cpu), cuda or cpu")
+    parser.add_argument("--results-from", default=None, help="a results JSON of an earlier call to continue")
     parser.add_argument("--smoke", action="store_true", help="tiny CPU-sized run that checks the plumbing")
     args = parser.parse_args(argv)
     phases = args.phases.split(",")
@@ -358,10 +362,13 @@ def main(argv: list[str] | None = None) -> None:
         suite.timed("train", phase_train)
     if "posterior" in phases:
         suite.timed("posterior", phase_posterior)
+    launched = time.time()
     procs = start_finetune(suite) if "finetune" in phases else []
     if "eval" in phases:
         suite.timed("eval_shipped", eval_shipped)
-    suite.timed("finetune_wait", lambda s: s.wait(procs))
+    if procs:
+        suite.wait(procs)
+        suite.results.setdefault("phase_s", {})["finetune"] = time.time() - launched  # alongside eval_shipped
     if "eval" in phases:
         suite.timed("eval_arms", eval_arms)
     if "table" in phases:

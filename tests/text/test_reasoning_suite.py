@@ -41,6 +41,8 @@ def test_smoke_run_writes_every_result(tmp_path):
     arms = results["finetune"]
     assert [r["seed"] for r in arms["posterior"]] == [r["seed"] for r in arms["gold"]] == [0]
     assert results["models"]["shipped"]["steps"] == results["models"]["base"]["steps"] == 30
+    with tarfile.open(out / "base_model.tar.gz") as tar:
+        assert "base/config.json" in tar.getnames()
     with tarfile.open(out / "chain_model.tar.gz") as tar:
         assert {"chain/config.json", "chain/model.safetensors", "chain/vocab.json"} <= set(tar.getnames())
     tables = (out / "reasoning_suite.md").read_text()
