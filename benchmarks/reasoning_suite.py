@@ -69,7 +69,7 @@ class Scale:
     compile: bool
 
 
-FULL = Scale("deep", 10000, 1_000_000, 512, 20000, 1500, 1000, 1000, 1000, True)
+FULL = Scale("deep", 9000, 1_000_000, 512, 40000, 1500, 2000, 1000, 2000, True)
 SMOKE = Scale("tiny", 30, 2000, 32, 48, 10, 24, 16, 24, False)
 
 
