@@ -136,8 +136,9 @@ class Suite:
             env["CUDA_VISIBLE_DEVICES"] = str(slot)
         logs = self.work / "logs"
         logs.mkdir(exist_ok=True)
-        proc = subprocess.Popen([sys.executable, "-m", "mdsample.cli", *argv], env=env,
-                                stdout=open(logs / f"{name}.log", "w"), stderr=subprocess.STDOUT)
+        with open(logs / f"{name}.log", "w") as log:  # the child keeps its own copy of the descriptor
+            proc = subprocess.Popen([sys.executable, "-m", "mdsample.cli", *argv], env=env, stdout=log,
+                                    stderr=subprocess.STDOUT)
         proc.name = name
         return proc
 
