@@ -80,7 +80,7 @@ def test_training_rows_are_the_layout_of_the_problems():
 
 
 def test_trace_fraction_hides_reasoning_of_the_hashed_problems_only():
-    domain, task, vocab = load_domain("text"), ChainTask(8), CharVocab()
+    domain, task, vocab = load_domain("text"), ChainTask(), CharVocab()
     data = domain.train_data(domain.Options(task="chain", train_rows=4000, trace_fraction=0.25))
     full = torch.from_numpy(task.training_rows(4000, 0, vocab))
     keep = traced(full[:, : task.frozen_prefix], 0.25)
@@ -108,13 +108,13 @@ def test_answer_first_run_commits_the_answer_slots_first(chain_model, tmp_path):
                  "-n", "3", "--out", str(out), "--trace", "--no-progress", "--device", "cpu",
                  "decode.answer_first=true"]) == 0
     order = torch.load(out / "trace.pt")["commit_step"]
-    task = ChainTask(8)
+    task = ChainTask()
     answer = order[:, task.length - task.answer_length :]
     reasoning = order[:, task.reasoning_slots()]
     assert sorted(answer[0].tolist()) == [0, 1]
     assert (reasoning.min(dim=1).values > answer.max(dim=1).values).all()
     rows = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
-    assert all(r["gold"] == ChainTask(8).parse_prompt(r["prompt"]).answer for r in rows)
+    assert all(r["gold"] == task.parse_prompt(r["prompt"]).answer for r in rows)
 
 
 def test_answer_first_needs_answer_slots(tmp_path, capsys):
@@ -127,7 +127,7 @@ def test_posterior_traces_for_chain_keep_the_answer_and_fill_only_the_reasoning(
     out = tmp_path / "traces.jsonl"
     assert main(["posterior", "--task", "chain", "--model", str(chain_model), "-n", "4", "--out", str(out),
                  "--device", "cpu", "--sampler", "confidence", "progress=false"]) == 0
-    task = ChainTask(8)
+    task = ChainTask()
     for r in map(json.loads, out.read_text().splitlines()):
         assert r["answer"] == task.parse_prompt(r["prompt"]).answer
         assert r["nfe"] == task.reasoning_length and len(r["trace"]) == task.reasoning_length

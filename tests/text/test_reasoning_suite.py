@@ -24,7 +24,7 @@ def test_smoke_run_writes_every_result(tmp_path):
                           capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     results = json.loads((out / "reasoning_suite.json").read_text())
-    task = ChainTask(8)
+    task = ChainTask()
     slots = task.reasoning_length + task.answer_length
     rows = {r["label"]: r for r in results["shipped"]["rows"]}
     assert set(rows) == {"k1", "answer_first", "k2", "k4", "med", "early_exit", "med_early_exit"}

@@ -1,10 +1,10 @@
 """A chain of modular operations: a task where the reasoning matters.
 
-``07+5*3-8*7+2+4-1*9=`` starts at 07 and applies the operations left to right, modulo 100 (no precedence): each
+``07+5*3-8*7+2+4=`` starts at 07 and applies the operations left to right, modulo 100 (no precedence): each
 operation is ``+d``, ``-d`` or ``*d`` with a single digit d in 1..9. The gold trace writes every intermediate value,
 two digits each, and the answer is the last one::
 
-    07+5*3-8*7+2+4-1*9=  ->  12;36;28;96;98;02;01;09  #  09
+    07+5*3-8*7+2+4=  ->  12;36;28;96;98;02  #  02
 
 Why this task: every trace step is a lookup a small model learns exactly (one two-digit value, one operation), so
 with the trace written first the answer is easy; without it the model must compose ``ops`` operations inside one
@@ -33,6 +33,7 @@ from mdsample.plugins.text.vocab import CharVocab
 OPS = "+-*"
 MODULUS = 100
 CHUNK = 4096
+EXAMPLE_OPS = "+5*3-8*7+2+4-1*9+3*2-4*5"  # 12 operations, the most a chain has
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # odd 64-bit multiplier: a fixed hash that spreads consecutive codes
 
 
@@ -64,7 +65,7 @@ class ChainTask(TemplateTask):
 
     answer_length = 2
 
-    def __init__(self, ops: int = 8):
+    def __init__(self, ops: int = 6):
         if not 2 <= ops <= 12:
             raise ConfigError(f"chain ops must be 2..12 (domain.ops), got {ops}")
         self.ops = ops
@@ -101,8 +102,9 @@ class ChainTask(TemplateTask):
     def parse_prompt(self, text: str) -> Problem:
         m = re.fullmatch(r"\s*(\d{1,2})((?:[-+*][1-9])+)\s*=?\s*", text)
         if not m or len(m[2]) != 2 * self.ops:
-            raise ConfigError(f"a chain prompt looks like 07+5*3-8*7+2+4-1*9: a start value 0..99 then exactly "
-                              f"{self.ops} operations +d, -d or *d with d in 1..9 (domain.ops)")
+            example = "07" + EXAMPLE_OPS[: 2 * self.ops]
+            raise ConfigError(f"a chain prompt looks like {example}: a start value 0..99 then exactly {self.ops} "
+                              "operations +d, -d or *d with d in 1..9 (domain.ops)")
         start, op, digit = int(m[1]), [OPS.index(c) for c in m[2][::2]], [int(c) for c in m[2][1::2]]
         values = run_chain(np.array([start]), np.array([op]), np.array([digit]))[0]
         return self._problem(start, op, digit, values.tolist())
