@@ -257,6 +257,9 @@ def decode(
     if confidence not in CONFIDENCES:
         raise ConfigError(f"decode.confidence={confidence!r} is unknown; choose one of: {', '.join(CONFIDENCES)}")
     if hasattr(denoiser, "open") and hasattr(denoiser, "canvas_length"):
+        if answer_first is not None:
+            raise ConfigError("answer-first decoding needs the answer slots in the decoded canvas; a block-diffusion "
+                              "model generates canvas by canvas: drop decode.answer_first")
         return _decode_blocks(denoiser, state, rule, schedule=schedule, conditioning=conditioning or {},
                               editing=editing, chooser=chooser, generator=generator, stats_dtype=stats_dtype,
                               confidence=confidence, early_exit=early_exit, cache=cache)
