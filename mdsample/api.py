@@ -76,13 +76,14 @@ class Decoder:
 
     def __call__(self, denoiser: Any, state: MaskedState, conditioning: dict[str, torch.Tensor],
                  generator: torch.Generator | None, callbacks: Sequence[Callback] = (),
-                 early_exit: EarlyExit | None = None) -> Any:
+                 early_exit: EarlyExit | None = None, answer_first: torch.Tensor | None = None) -> Any:
         cfg = self.cfg
         result = decode(denoiser, state, self.rule, schedule=self.schedule, chooser=self.chooser,
                         conditioning=conditioning, generator=generator,
                         stats_dtype=getattr(torch, cfg.decode.stats_dtype), confidence=cfg.decode.confidence,
                         callbacks=callbacks, early_exit=early_exit, cache=cfg.decode.cache,
-                        cache_refresh=cfg.decode.cache_refresh, capture=cfg.decode.capture)
+                        cache_refresh=cfg.decode.cache_refresh, capture=cfg.decode.capture,
+                        answer_first=answer_first)
         return correct(denoiser, result, self.corrector, self.chooser, conditioning, generator)
 
 
@@ -243,6 +244,16 @@ def _early_exit(cfg: DictConfig, domain: Domain, initial: Initial) -> EarlyExit 
     return EarlyExit(cfg.decode.early_exit, initial.answer)
 
 
+def _answer_first(cfg: DictConfig, domain: Domain, initial: Initial) -> torch.Tensor | None:
+    """The answer slots to decode before anything else (``decode.answer_first``), or None."""
+    if not cfg.decode.answer_first:
+        return None
+    if initial.answer is None:
+        raise ConfigError(f"decode.answer_first needs answer slots, which domain {domain.name!r} does not lay out for "
+                          "this request; use a reasoning task (e.g. --domain text --task chain)")
+    return initial.answer
+
+
 def run_metrics(
     cfg: DictConfig, domain: Domain, objects: list, options: Any, initial: Initial, nfe: torch.Tensor, wall: float
 ) -> dict[str, Any]:
@@ -328,7 +339,8 @@ def execute(
             early_exit = _early_exit(cfg, domain, initial)
             generator = torch.Generator(device=device).manual_seed(batch_seed(cfg.seed, b))
             start = time.perf_counter()
-            result = decoder(denoiser, initial.state, initial.conditioning, generator, observers, early_exit)
+            result = decoder(denoiser, initial.state, initial.conditioning, generator, observers, early_exit,
+                             _answer_first(cfg, domain, initial))
             wall += time.perf_counter() - start
             done.append(_Batch(b, domain.decode(result.tokens, initial), _cpu(result.state), result.tokens.cpu(),
                                result.nfe.cpu()))

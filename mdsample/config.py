@@ -50,6 +50,7 @@ class DecodeConfig:
     stats_dtype: str = "float32"
     confidence: str = "drawn"
     early_exit: float | None = None
+    answer_first: bool = False
     cache: str = "none"
     cache_refresh: int = 0
     capture: str = "auto"

@@ -71,7 +71,7 @@ def test_unknown_key_names_key_source_and_valid_keys(toy_plugins, tmp_path):
     assert "conf_threshold, history, kl_threshold, name, unmask_strategy" in msg
 
     yaml = write(tmp_path / "c.yaml", "decode: {stepz: 3}\n")
-    with pytest.raises(ConfigError, match=r"decode\.stepz.*c\.yaml.*valid keys of decode: block_length"):
+    with pytest.raises(ConfigError, match=r"decode\.stepz.*c\.yaml.*valid keys of decode: answer_first, block_length"):
         resolve_config("toy", "klass", config_file=yaml)
 
     with pytest.raises(ConfigError, match=r"'bogus'.*valid keys of the top level: .*batch_size"):
@@ -79,7 +79,7 @@ def test_unknown_key_names_key_source_and_valid_keys(toy_plugins, tmp_path):
 
 
 def test_bad_value_names_key_and_valid_keys(toy_plugins):
-    with pytest.raises(ConfigError, match=r"'decode\.steps'.*'abc'.*valid keys of decode: block_length"):
+    with pytest.raises(ConfigError, match=r"'decode\.steps'.*'abc'.*valid keys of decode: answer_first, block_length"):
         resolve_config("toy", "klass", dotlist=["decode.steps=abc"])
     with pytest.raises(ConfigError, match=r"'domain\.length'.*valid keys of domain: .*length"):
         resolve_config("toy", "klass", dotlist=["domain.length=long"])

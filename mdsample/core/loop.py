@@ -12,7 +12,8 @@ Per step, for the rows that are not finished (finished rows are dropped from the
    ``stats_dtype``);
 4. for rules with history, update the per-position KL history and keep log(p + eps) for the next step, only for
    the window (ALGORITHMS.md, "Cost"), shifting it when a row's block advances;
-5. ask the rule which positions to commit, write their tokens (and, with post-mask editing, replace committed tokens
+5. ask the rule which positions to commit (with answer-first ordering, only among the answer slots while any is
+   masked), write their tokens (and, with post-mask editing, replace committed tokens
    the model now contradicts confidently), record the step and the NFE; under uniform corruption re-draw the noise of
    the positions still uncommitted;
 6. with answer-block early exit (core/infill.py), finish the rows whose answer slots are settled.
@@ -238,6 +239,7 @@ def decode(
     cache_refresh: int = 0,
     capture: str = "auto",
     editing: Editing | None = None,
+    answer_first: torch.Tensor | None = None,
 ) -> DecodeResult:
     """Fill every masked position of ``state`` (in place) with ``rule`` choosing positions and ``chooser`` tokens.
 
@@ -248,16 +250,22 @@ def decode(
     ``cache_refresh`` steps (0: only there); see core/cache.py. ``capture`` (auto, on, off) runs each step's
     denoiser call and statistics as a CUDA graph; see core/capture.py. ``editing`` turns on post-mask editing
     (Editing); it needs one block per decode, as block diffusion gives each canvas (core/blocks.py).
+    ``answer_first[B, A]`` (answer-slot positions) decodes those positions before any other: while a row has one of
+    them masked, no other position is a candidate for its rule (the answer is committed before any reasoning, the
+    ablation of reasoning-as-infilling); it needs one block.
     """
     if confidence not in CONFIDENCES:
         raise ConfigError(f"decode.confidence={confidence!r} is unknown; choose one of: {', '.join(CONFIDENCES)}")
     if hasattr(denoiser, "open") and hasattr(denoiser, "canvas_length"):
+        if answer_first is not None:
+            raise ConfigError("answer-first decoding needs the answer slots in the decoded canvas; a block-diffusion "
+                              "model generates canvas by canvas: drop decode.answer_first")
         return _decode_blocks(denoiser, state, rule, schedule=schedule, conditioning=conditioning or {},
                               editing=editing, chooser=chooser, generator=generator, stats_dtype=stats_dtype,
                               confidence=confidence, early_exit=early_exit, cache=cache)
     blocks = (schedule or BlockSchedule()).resolve(state.gen_length)
     self_conditioning = bool(getattr(denoiser, "self_conditioning", False))
-    _check_modes(state, blocks, early_exit, editing, self_conditioning, cache)
+    _check_modes(state, blocks, early_exit, editing, self_conditioning, cache, answer_first)
     chooser = chooser or TokenChooser()
     conditioning = conditioning or {}
     device = state.tokens.device
@@ -272,6 +280,7 @@ def decode(
         stats=_statistics(None if state.uniform else state.mask_id, chooser, stats_dtype, confidence),
     )
     phase = None if editing is None else _EditPhase(editing, state.batch, blocks.steps, device)
+    first = None if answer_first is None else torch.zeros_like(state.frozen).scatter(1, answer_first, True)
     previous: torch.Tensor | None = None  # the last step's logits, for a self-conditioned denoiser
     if early_exit is not None:
         slots = early_exit.answer.shape[1]
@@ -312,6 +321,8 @@ def decode(
         uncommitted = state.masked[rows]  # a copy: the uniform flags are updated in place below
         in_block = valid & (offsets < blocks.length)
         active = uncommitted.gather(1, idx) & in_block
+        if first is not None:
+            active = _first_only(active, first[rows].gather(1, idx))
         if self_conditioning:
             previous = out.window.new_zeros((state.batch, *out.window.shape[1:])) if previous is None else previous
             previous.index_copy_(0, rows, out.window)
@@ -367,9 +378,18 @@ def decode(
     return DecodeResult(state.tokens, state.nfe, state.wall_s, state.commit_step, step, state, runner.captured)
 
 
+def _first_only(active: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
+    """``active`` restricted to the ``first`` positions in the rows that still have one of them active."""
+    pending = (active & first).any(dim=1, keepdim=True)
+    return active & (first | ~pending)
+
+
 def _check_modes(state: MaskedState, blocks: Blocks, early_exit: EarlyExit | None, editing: Editing | None,
-                 self_conditioning: bool, cache: str) -> None:
+                 self_conditioning: bool, cache: str, answer_first: torch.Tensor | None = None) -> None:
     """One-line errors for option combinations that have no meaning (the CLI turns them into exit 2)."""
+    if answer_first is not None and blocks.count > 1:
+        raise ConfigError("answer-first decoding orders the whole canvas, so it needs one block: leave "
+                          "decode.block_length unset (or equal to the generation length)")
     if state.uniform and early_exit is not None:
         raise ConfigError("answer-block early exit reads masked answer slots, but this model uses uniform corruption "
                           "(no mask token): drop the early exit (infill.gamma) or use an absorbing (masked) model")

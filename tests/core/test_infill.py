@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from mdsample.core import TokenChooser, decode
+from mdsample.core import BlockSchedule, TokenChooser, decode
 from mdsample.core.infill import EarlyExit, answer_entropy_bound, answer_log_likelihood, infill_canvas
 from mdsample.core.rules import BUILTIN_RULES
 from mdsample.errors import ConfigError
@@ -160,3 +160,23 @@ def test_answer_log_likelihood_is_the_mean_answer_log_prob_with_slots_masked():
     assert score.item() == pytest.approx(expected.item(), abs=1e-6)
     only_first = answer_log_likelihood(toy, tokens, answer, gold, counted=torch.tensor([[True, False]]))
     assert only_first.item() == pytest.approx(torch.log_softmax(allowed[4], -1)[2].item(), abs=1e-6)
+
+
+def test_answer_first_commits_the_answer_before_any_reasoning_and_changes_it():
+    """The toy's answer is near-certain token 2 only after the reasoning is written; answered first, it is a coin
+    flip decided by argmax (token 1), and the confidence rule otherwise writes every reasoning slot before it."""
+    toy, rule = ReasoningToy(), BUILTIN_RULES["confidence"](BUILTIN_RULES["confidence"].Config())
+    normal = decode(toy, toy_canvas([1, 2]).state, rule)
+    first_canvas = toy_canvas([1, 2])
+    first = decode(toy, first_canvas.state, rule, answer_first=first_canvas.answer)
+    assert normal.commit_step[:, -1].tolist() == [R, R] and normal.tokens[:, -1].tolist() == [2, 2]
+    assert first.commit_step[:, -1].tolist() == [0, 0] and first.tokens[:, -1].tolist() == [1, 1]
+    assert sorted(first.commit_step[0, 1 : 1 + R].tolist()) == list(range(1, R + 1))
+    assert first.nfe.tolist() == normal.nfe.tolist() == [R + 1, R + 1]
+
+
+def test_answer_first_needs_one_block():
+    canvas = toy_canvas([1])
+    rule = BUILTIN_RULES["confidence"](BUILTIN_RULES["confidence"].Config())
+    with pytest.raises(ConfigError, match="one block"):
+        decode(ReasoningToy(), canvas.state, rule, schedule=BlockSchedule(None, 5), answer_first=canvas.answer)

@@ -1,7 +1,8 @@
 """The text domain: house reasoning models (sudoku, arithmetic) and any text MDM through the adapters.
 
-House tasks (``--task``): ``arithmetic`` (a reasoning-as-infilling template: prompt, reasoning slots, frozen ``#``,
-answer slots; supports ``--early-exit``) and ``sudoku`` (the grid, givens frozen). Benchmarks for hub models:
+House tasks (``--task``): ``arithmetic`` and ``chain`` (reasoning-as-infilling templates: prompt, reasoning slots,
+frozen ``#``, answer slots; they support ``--early-exit`` and ``decode.answer_first``) and ``sudoku`` (the grid,
+givens frozen). Benchmarks for hub models:
 ``gsm8k``, ``math500``, ``humaneval``, ``mbpp`` (bench_run.py, tasks/benchmarks.py). Without ``--prompt`` a run
 draws held-out problems (``domain.split``, ``domain.problem_seed``), so every sampler of a study sees the same ones;
 with ``--prompt`` every sample solves that one problem. Outputs: ``samples.jsonl`` (prompt, completion, reasoning,
@@ -28,6 +29,7 @@ from mdsample.plugins.text.options import DEFAULTS, DESCRIPTION, HOUSE_TASKS, TA
 from mdsample.plugins.text.tasks.arithmetic import ArithmeticTask
 from mdsample.plugins.text.tasks.base import Problem, Task
 from mdsample.plugins.text.tasks.benchmarks import BENCHMARKS, Benchmark, Item, load_items
+from mdsample.plugins.text.tasks.chain import ChainTask
 from mdsample.plugins.text.tasks.sudoku import SudokuTask
 from mdsample.plugins.text.vocab import CharVocab
 
@@ -56,6 +58,8 @@ def make_task(options: TextOptions) -> Task:
         return ArithmeticTask(options.a_digits, options.b_digits)
     if name == "sudoku":
         return SudokuTask(options.givens)
+    if name == "chain":
+        return ChainTask(options.ops)
     if name in BENCHMARKS:
         raise ConfigError(f"task {name!r} is a benchmark for hub models: give one with --model "
                           "(e.g. GSAI-ML/LLaDA-8B-Instruct or Dream-org/Dream-v0-Instruct-7B)")
@@ -133,7 +137,8 @@ class TextDomain(Domain):
             return [task.parse_prompt(options.prompt)] * n
         if options.split not in SPLITS:
             raise UnknownChoiceError("text split", options.split, list(SPLITS))
-        key = (task.name, options.givens, options.a_digits, options.b_digits, options.split, options.problem_seed)
+        key = (task.name, options.givens, options.a_digits, options.b_digits, options.ops, options.split,
+               options.problem_seed)
         cached = self._problems.get(key, [])
         if len(cached) < offset + n:
             cached = task.problems(offset + n, options.problem_seed, options.split)

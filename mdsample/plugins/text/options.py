@@ -10,8 +10,10 @@ from dataclasses import dataclass
 
 from mdsample.options import DomainOptions
 
-DESCRIPTION = "reasoning as infilling: house sudoku / arithmetic models, LLaDA / Dream / HF masked LMs"
-HOUSE_TASKS = ("arithmetic", "sudoku")
+DESCRIPTION = "reasoning as infilling: house sudoku / arithmetic / chain models, LLaDA / Dream / HF masked LMs"
+HOUSE_TASKS = ("arithmetic", "sudoku", "chain")
+TEMPLATE_TASKS = ("arithmetic", "chain")
+"""House tasks with answer slots (tasks/template.py): posterior sampling, early exit and answer-first apply."""
 BENCHMARK_TASKS = ("gsm8k", "math500", "humaneval", "mbpp")
 """Benchmarks for hub models (tasks/benchmarks.py); tests check these names against its BENCHMARKS."""
 TASKS = (*HOUSE_TASKS, *BENCHMARK_TASKS)
@@ -20,7 +22,8 @@ DEFAULTS = {"n": 100, "samplers": {"klass": {"conf_threshold": 0.9, "kl_threshol
 
 @dataclass
 class TextOptions(DomainOptions):
-    """Task knobs: ``givens`` (sudoku difficulty), ``a_digits`` x ``b_digits`` (arithmetic size); ``split`` and
+    """Task knobs: ``givens`` (sudoku difficulty), ``a_digits`` x ``b_digits`` (arithmetic size), ``ops`` (operations
+    of a chain); ``split`` and
     ``problem_seed`` pick the problems; ``train_rows`` is the size of the generated training set, of which only
     the problems picked by ``trace_fraction`` keep their reasoning (the rest: answers alone, reasoning unobserved;
     see models/mdlm.py). ``data``: a jsonl of traces (``mdsample posterior``) to train on instead, keeping those
@@ -36,6 +39,7 @@ class TextOptions(DomainOptions):
     givens: int = 36
     a_digits: int = 3
     b_digits: int = 2
+    ops: int = 6
     split: str = "test"
     problem_seed: int = 0
     train_rows: int = 1_000_000

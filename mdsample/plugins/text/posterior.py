@@ -7,9 +7,9 @@ trace that explains it. The jsonl lines (prompt, answer, trace, score, nfe) are 
 ``mdsample train --domain text --init MODEL --data TRACES.jsonl`` fine-tunes on (``domain.min_score`` filters).
 The command's arguments and their checks live in posterior_command.py, which imports nothing heavy.
 
-Pairs come from ``--data PAIRS.jsonl`` (``{"prompt": "123*45=", "answer": "5535"}`` per line) or from the task's
-train split; with ``domain.trace_fraction < 1`` only the problems that a model trained with that fraction saw
-without reasoning are used.
+Any template task (arithmetic, chain) works. Pairs come from ``--data PAIRS.jsonl`` (``{"prompt": "123*45=",
+"answer": "5535"}`` per line) or from the task's train split; with ``domain.trace_fraction < 1`` only the problems
+that a model trained with that fraction saw without reasoning are used.
 """
 
 from __future__ import annotations
@@ -27,11 +27,12 @@ from mdsample import plugin_manager
 from mdsample.api import resolve_device
 from mdsample.config import options_of
 from mdsample.core import BlockSchedule, TokenChooser, decode
-from mdsample.core.infill import answer_log_likelihood, infill_canvas
+from mdsample.core.infill import answer_log_likelihood
 from mdsample.errors import ConfigError, MissingFileError
 from mdsample.plugins.text.domain import TextDomain, make_task, traced
-from mdsample.plugins.text.tasks.arithmetic import DELIMITER, ArithmeticTask
+from mdsample.plugins.text.options import TEMPLATE_TASKS
 from mdsample.plugins.text.tasks.base import Problem
+from mdsample.plugins.text.tasks.template import TemplateTask
 from mdsample.plugins.text.vocab import CharVocab
 
 
@@ -41,8 +42,9 @@ def sample_posterior(args: argparse.Namespace, cfg: DictConfig) -> int:
     assert isinstance(domain, TextDomain)
     options = domain.Options(**options_of(cfg.domain))
     task = make_task(options)
-    if not isinstance(task, ArithmeticTask):
-        raise ConfigError(f"task {task.name!r} has no reasoning slots to sample; use --task arithmetic")
+    if not isinstance(task, TemplateTask):
+        raise ConfigError(f"task {task.name!r} has no reasoning slots to sample; use --task one of "
+                          f"{', '.join(TEMPLATE_TASKS)}")
     problems = read_pairs(args.data, task, cfg.n) if args.data else untraced_problems(task, options, cfg.n)
     rule_cls = plugin_manager.get_rule(cfg.sampler.name)
     rule = rule_cls(rule_cls.Config(**options_of(cfg.sampler)))
@@ -64,13 +66,11 @@ def sample_posterior(args: argparse.Namespace, cfg: DictConfig) -> int:
     return 0
 
 
-def sample_batch(denoiser, task: ArithmeticTask, vocab: CharVocab, problems: list[Problem], rule, cfg, generator,
+def sample_batch(denoiser, task: TemplateTask, vocab: CharVocab, problems: list[Problem], rule, cfg, generator,
                  device: torch.device) -> list[dict]:
     """Posterior traces for one batch: answers frozen, reasoning in-filled, then the filter score of each trace."""
     answers = [task.answer_ids(p.answer, vocab) for p in problems]
-    canvas = infill_canvas([vocab.encode(p.prompt) for p in problems], reasoning_length=task.reasoning_length,
-                           delimiter=vocab.encode(DELIMITER), answer_length=task.answer_length, mask_id=vocab.mask_id,
-                           pad_id=vocab.pad_id, answers=answers, prompt_width=task.prompt_width, device=device)
+    canvas = task.canvas(problems, vocab, device, answers=[p.answer for p in problems])
     result = decode(denoiser, canvas.state, rule, schedule=BlockSchedule(cfg.decode.steps, cfg.decode.block_length),
                     chooser=TokenChooser(cfg.decode.temperature, cfg.decode.top_k, cfg.decode.top_p),
                     generator=generator, stats_dtype=getattr(torch, cfg.decode.stats_dtype),
@@ -82,7 +82,7 @@ def sample_batch(denoiser, task: ArithmeticTask, vocab: CharVocab, problems: lis
             for p, t, s, n in zip(problems, traces, scores, result.nfe.tolist(), strict=True)]
 
 
-def untraced_problems(task: ArithmeticTask, options, n: int) -> list[Problem]:
+def untraced_problems(task: TemplateTask, options, n: int) -> list[Problem]:
     """Train-split problems, keeping those a model trained with ``options.trace_fraction`` saw without reasoning."""
     vocab, out, batch = CharVocab(), [], 0
     while len(out) < n:
@@ -95,7 +95,7 @@ def untraced_problems(task: ArithmeticTask, options, n: int) -> list[Problem]:
     return out[:n]
 
 
-def read_pairs(path: str, task: ArithmeticTask, n: int) -> list[Problem]:
+def read_pairs(path: str, task: TemplateTask, n: int) -> list[Problem]:
     file = Path(path).expanduser()
     if not file.is_file():
         raise MissingFileError(f"pairs file {path!r} does not exist")

@@ -1,8 +1,8 @@
 """Multi-digit multiplication with a reasoning template: ``123*45=`` then the partial products, then the answer.
 
-Layout (reasoning-as-infilling, core/infill.py): ``[prompt, left-padded] [reasoning slots] # [answer slots]``. The
-gold trace multiplies by each digit of the second factor, least significant first, then adds the shifted partial
-products::
+Layout (reasoning-as-infilling, core/infill.py; shared by the template tasks, tasks/template.py):
+``[prompt, left-padded] [reasoning slots] # [answer slots]``. The gold trace multiplies by each digit of the second
+factor, least significant first, then adds the shifted partial products::
 
     123*45=  ->  123*5=615;123*4=492;615+4920=5535  #  5535
 
@@ -17,14 +17,13 @@ from __future__ import annotations
 import re
 
 import numpy as np
-import torch
 
-from mdsample.core.infill import infill_canvas
 from mdsample.errors import ConfigError
-from mdsample.plugins.text.tasks.base import Problem, Task, TaskCanvas
-from mdsample.plugins.text.vocab import CharVocab
+from mdsample.plugins.text.tasks.base import Problem
+from mdsample.plugins.text.tasks.template import DELIMITER, TemplateTask
 
-DELIMITER = "#"
+__all__ = ["DELIMITER", "ArithmeticTask", "is_test_pair", "trace"]
+
 CHUNK = 4096
 
 
@@ -45,7 +44,7 @@ def is_test_pair(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * 7919 + b * 104729) % 10 == 0
 
 
-class ArithmeticTask(Task):
+class ArithmeticTask(TemplateTask):
     name = "arithmetic"
     description = "a*b with a reasoning trace (partial products, sums) then the answer; metric: exact answer"
 
@@ -57,17 +56,6 @@ class ArithmeticTask(Task):
         self.prompt_width = a_digits + b_digits + 2
         self.reasoning_length = max(len(trace(a_max, b)) for b in (b_max, 10 ** (b_digits - 1)))
         self.answer_length = a_digits + b_digits
-
-    @property
-    def length(self) -> int:
-        return self.prompt_width + self.reasoning_length + len(DELIMITER) + self.answer_length
-
-    @property
-    def frozen_prefix(self) -> int:
-        return self.prompt_width
-
-    def reasoning_slots(self) -> slice:
-        return slice(self.prompt_width, self.prompt_width + self.reasoning_length)
 
     def _pairs(self, n: int, rng: np.random.Generator, split: str, exact: bool) -> tuple[np.ndarray, np.ndarray]:
         """Draws in fixed chunks, so the first k of n problems are the k problems (batches can slice one list)."""
@@ -94,34 +82,3 @@ class ArithmeticTask(Task):
                               f"{self.b_digits} (domain.a_digits / domain.b_digits)")
         a, b = int(m[1]), int(m[2])
         return Problem(f"{a}*{b}=", str(a * b), trace(a, b))
-
-    def canvas(self, problems: list[Problem], vocab: CharVocab, device: torch.device) -> TaskCanvas:
-        c = infill_canvas([vocab.encode(p.prompt) for p in problems], reasoning_length=self.reasoning_length,
-                          delimiter=vocab.encode(DELIMITER), answer_length=self.answer_length,
-                          mask_id=vocab.mask_id, pad_id=vocab.pad_id, prompt_width=self.prompt_width, device=device)
-        return TaskCanvas(c.state, c.answer)
-
-    def answer_ids(self, answer: str, vocab: CharVocab) -> list[int]:
-        """The answer slots' content for ``answer``: its characters, then padding."""
-        ids = vocab.encode(answer)
-        if len(ids) > self.answer_length:
-            raise ConfigError(f"answer {answer!r} does not fit {self.answer_length} answer slots")
-        return ids + [vocab.pad_id] * (self.answer_length - len(ids))
-
-    def row_ids(self, problem: Problem, vocab: CharVocab, reasoning: str | None = None) -> list[int]:
-        """One complete canvas: the layout of ``canvas`` with the trace (default: the gold one) and the answer."""
-        prompt = vocab.encode(problem.prompt)
-        steps = vocab.encode(problem.reasoning if reasoning is None else reasoning)[: self.reasoning_length]
-        return ([vocab.pad_id] * (self.prompt_width - len(prompt)) + prompt
-                + steps + [vocab.pad_id] * (self.reasoning_length - len(steps))
-                + vocab.encode(DELIMITER) + self.answer_ids(problem.answer, vocab))
-
-    def training_rows(self, n: int, seed: int, vocab: CharVocab) -> np.ndarray:
-        return np.array([self.row_ids(p, vocab) for p in self.problems(n, seed, split="train")], dtype=np.int64)
-
-    def read(self, text: str) -> tuple[str, str]:
-        reasoning, _, answer = text.rpartition(DELIMITER)
-        return reasoning, answer
-
-    def correct(self, problem: Problem, answer: str) -> bool:
-        return answer == problem.answer
