@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -47,6 +48,19 @@ TINY_LLADA2 = dict(LLADA2_MINI, vocab_size=512, hidden_size=32, intermediate_siz
                    moe_intermediate_size=16, n_group=2, topk_group=1)
 
 
+@contextmanager
+def built_on(device: torch.device, dtype: torch.dtype):
+    """Random weights made where they run, in their dtype: made on the CPU in float32 first, the 26B model alone
+    takes over 100 GB and minutes of initialisation before it can move."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        with torch.device(device):
+            yield
+    finally:
+        torch.set_default_dtype(previous)
+
+
 def counted(model: torch.nn.Module) -> list[int]:
     calls = [0]
     model.register_forward_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
@@ -66,7 +80,8 @@ def timed(fn, calls: list[int], device: torch.device) -> dict:
     return {"seconds": seconds, "calls": calls[0], "ms_per_step": 1000 * seconds / max(calls[0], 1)}
 
 
-def gemma(shape: dict, batch: int, device: torch.device, dtype: torch.dtype, gen: int, steps: int) -> dict:
+def gemma(shape: dict, batches: list[int], device: torch.device, dtype: torch.dtype, gen: int, steps: int):
+    """Rows of DiffusionGemma's own generate and mdsample's, one per batch size (the model is built once)."""
     from transformers import DiffusionGemmaConfig, DiffusionGemmaForBlockDiffusion, Gemma4VisionConfig
     from transformers.models.diffusion_gemma.configuration_diffusion_gemma import DiffusionGemmaTextConfig
     from transformers.models.diffusion_gemma.generation_diffusion_gemma import EntropyBoundSamplerConfig
@@ -77,41 +92,47 @@ def gemma(shape: dict, batch: int, device: torch.device, dtype: torch.dtype, gen
     v = shape["vocab_size"]
     config = DiffusionGemmaConfig(text_config=text.to_dict(), vision_config=vision.to_dict(),
                                   boi_token_id=v - 3, eoi_token_id=v - 2, image_token_id=v - 1)
-    model = DiffusionGemmaForBlockDiffusion(config).to(device=device, dtype=dtype).eval()
+    with built_on(device, dtype):
+        model = DiffusionGemmaForBlockDiffusion(config).eval()
     calls = counted(model)
-    prompt = torch.randint(3, v - 3, (batch, 128), device=device)
     settings = dict(t_min=0.4, t_max=0.8, stability_threshold=1, confidence_threshold=None)
-    own = timed(lambda: model.generate(prompt, max_new_tokens=gen, max_denoising_steps=steps, eos_token_id=None,
-                                       sampler_config=EntropyBoundSamplerConfig(entropy_bound=0.1), **settings),
-                calls, device)
-    ours = timed(lambda: decode_blocks(GemmaBlocks(model), prompt, BUILTIN_RULES["eb"](gamma=0.1), gen_length=gen,
-                                       steps=steps, reselect=Reselect(0.8, 0.4, 1, None)), calls, device)
-    return {"model": "diffusion_gemma", "batch": batch, "own": own, "mdsample": ours,
-            "ratio": ours["ms_per_step"] / own["ms_per_step"]}
+    for batch in batches:
+        prompt = torch.randint(3, v - 3, (batch, 128), device=device)
+        own = timed(lambda: model.generate(prompt, max_new_tokens=gen, max_denoising_steps=steps, eos_token_id=None,
+                                           sampler_config=EntropyBoundSamplerConfig(entropy_bound=0.1), **settings),
+                    calls, device)
+        ours = timed(lambda: decode_blocks(GemmaBlocks(model), prompt, BUILTIN_RULES["eb"](gamma=0.1),
+                                           gen_length=gen, steps=steps, reselect=Reselect(0.8, 0.4, 1, None)),
+                     calls, device)
+        yield {"model": "diffusion_gemma", "batch": batch, "own": own, "mdsample": ours,
+               "ratio": ours["ms_per_step"] / own["ms_per_step"]}
 
 
-def llada2(shape: dict, batch: int, device: torch.device, dtype: torch.dtype, gen: int, steps: int) -> dict:
+def llada2(shape: dict, batches: list[int], device: torch.device, dtype: torch.dtype, gen: int, steps: int):
+    """Rows of diffusers' LLaDA2Pipeline and mdsample's, one per batch size (the model is built once)."""
     from diffusers import BlockRefinementScheduler, LLaDA2Pipeline
 
-    model = build_llada2(LLaDA2Config(**shape), None, device, dtype)
+    with built_on(device, dtype):
+        model = build_llada2(LLaDA2Config(**shape), None, device, dtype)
     calls = counted(model)
     mask = shape["vocab_size"] - 1
-    prompt = torch.randint(0, mask, (batch, 128), device=device)
     pipe = LLaDA2Pipeline(model=model, scheduler=BlockRefinementScheduler(), tokenizer=None)
     pipe.set_progress_bar_config(disable=True)
-    own = timed(lambda: pipe(input_ids=prompt, use_chat_template=False, gen_length=gen, block_length=32,
-                             num_inference_steps=steps, temperature=0.0, threshold=0.95, editing_threshold=None,
-                             eos_early_stop=False, mask_token_id=mask, output_type="seq"), calls, device)
     rule = BUILTIN_RULES["threshold"](threshold=0.95, floor="schedule")
+    for batch in batches:
+        prompt = torch.randint(0, mask, (batch, 128), device=device)
+        own = timed(lambda: pipe(input_ids=prompt, use_chat_template=False, gen_length=gen, block_length=32,
+                                 num_inference_steps=steps, temperature=0.0, threshold=0.95, editing_threshold=None,
+                                 eos_early_stop=False, mask_token_id=mask, output_type="seq"), calls, device)
 
-    def run(context: str):
-        blocks = LLaDA2Blocks(model, mask, shape["vocab_size"], canvas_length=32, context=context)
-        return decode_blocks(blocks, prompt, rule, gen_length=gen, steps=steps, spread="block")
+        def run(context: str):
+            blocks = LLaDA2Blocks(model, mask, shape["vocab_size"], canvas_length=32, context=context)
+            return decode_blocks(blocks, prompt, rule, gen_length=gen, steps=steps, spread="block")
 
-    ours = timed(lambda: run("full"), calls, device)
-    cached = timed(lambda: run("cached"), calls, device)
-    return {"model": "llada2", "batch": batch, "own": own, "mdsample": ours, "mdsample_cached": cached,
-            "ratio": ours["ms_per_step"] / own["ms_per_step"]}
+        ours = timed(lambda: run("full"), calls, device)
+        cached = timed(lambda: run("cached"), calls, device)
+        yield {"model": "llada2", "batch": batch, "own": own, "mdsample": ours, "mdsample_cached": cached,
+               "ratio": ours["ms_per_step"] / own["ms_per_step"]}
 
 
 def shape_from(path: str | None, default: dict) -> dict:
@@ -137,15 +158,15 @@ def main() -> None:
     llada2_shape = TINY_LLADA2 if args.tiny else shape_from(paths.get("llada2"), LLADA2_MINI)
     gen, steps = (64, 8) if args.tiny else (256, 32)
     rows = []
-    for batch in args.batches:
-        torch.manual_seed(0)
-        rows.append(gemma(gemma_shape, batch, device, dtype, gen, steps))
-        rows.append(llada2(llada2_shape, batch, device, dtype, gen, steps))
-        for row in rows[-2:]:
-            print(f"{row['model']:16s} batch {batch}: own {row['own']['ms_per_step']:.2f} ms/step, mdsample "
-                  f"{row['mdsample']['ms_per_step']:.2f} ms/step ({row['ratio']:.2f}x)")
-    if args.out:
-        args.out.write_text(json.dumps({"device": str(device), "tiny": args.tiny, "rows": rows}, indent=1))
+    torch.manual_seed(0)
+    for family in (gemma(gemma_shape, args.batches, device, dtype, gen, steps),
+                   llada2(llada2_shape, args.batches, device, dtype, gen, steps)):
+        for row in family:
+            rows.append(row)
+            print(f"{row['model']:16s} batch {row['batch']}: own {row['own']['ms_per_step']:.2f} ms/step, mdsample "
+                  f"{row['mdsample']['ms_per_step']:.2f} ms/step ({row['ratio']:.2f}x)", flush=True)
+            if args.out:  # after every row, so a run cut short keeps what it measured
+                args.out.write_text(json.dumps({"device": str(device), "tiny": args.tiny, "rows": rows}, indent=1))
 
 
 if __name__ == "__main__":
