@@ -26,9 +26,10 @@ def test_readme_command_on_the_shipped_model(tmp_path, representation):
     assert len(lines) == 12
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["sampler"] == "klass" and metrics["n"] == 12
-    # the shipped models are real: KLASS on them gives mostly valid molecules in fewer steps than slots
+    # the shipped models are real: KLASS on them gives mostly valid molecules in fewer steps than slots, then the
+    # domain's 50 corrector steps
     assert metrics["valid"] >= 0.75
-    assert metrics["nfe_mean"] < 55
+    assert 50 < metrics["nfe_mean"] < 55 + 50
     assert not math.isnan(metrics["FCD/Test"])
     assert "FCD/Test" in done.stdout
 
