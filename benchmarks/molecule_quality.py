@@ -160,28 +160,31 @@ COLUMNS = ("valid", "unique@10000", "Novelty", "FCD/Test", "FCD/TestSF", "SNN/Te
 def table(args: argparse.Namespace) -> None:
     if args.plot:
         plot(args.results, Path(args.plot))
-    print("| repr | rule | settings | T | NFE | " + " | ".join(COLUMNS) + " |")
-    print("|" + "---|" * (5 + len(COLUMNS)))
+    print("| repr | rule | settings | T | corrector | NFE | " + " | ".join(COLUMNS) + " |")
+    print("|" + "---|" * (6 + len(COLUMNS)))
     for path in args.results:
         report = json.loads(Path(path).read_text())
         for row in report["rows"]:
             settings = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in row["settings"].items()
-                                 if k != "decode.temperature")
+                                 if k not in ("decode.temperature", "decode.correct_steps"))
             values = " | ".join(_fmt(row["metrics"].get(c)) for c in COLUMNS)
-            print(f"| {report['representation']} | {row['rule']} | {settings} | {row['temperature']} | "
+            corrector = f"{row['correct_steps']} x {row['correct_positions']}" if row.get("correct_steps") else "-"
+            print(f"| {report['representation']} | {row['rule']} | {settings} | {row['temperature']} | {corrector} | "
                   f"{row['nfe_mean']:.1f} | {values} |")
 
 
 def plot(results: list[str], path: Path) -> None:
-    """Validity and FCD/Test against mean NFE, one line per representation and rule (settings at T = 0.8)."""
+    """Validity and FCD/Test against mean NFE, one line per representation and rule (settings at the default
+    temperature)."""
     from sweep import plot_quality_vs_nfe
 
     rows = []
     for result in results:
         report = json.loads(Path(result).read_text())
-        rows += [{"rule": f"{report['representation']} {row['rule']}", "nfe_mean": row["nfe_mean"],
+        rows += [{"rule": f"{report['representation']} {row['rule']}"
+                  + (" + corrector" if row.get("correct_steps") else ""), "nfe_mean": row["nfe_mean"],
                   "valid": row["metrics"]["valid"], "fcd": row["metrics"]["FCD/Test"]}
-                 for row in report["rows"] if row["temperature"] == 0.8]
+                 for row in report["rows"] if "decode.temperature" not in row["settings"]]
     panels = [("valid", "validity"), ("fcd", "FCD/Test (lower is better)")]
     plot_quality_vs_nfe(rows, path, "mean NFE per molecule", panels)
 

@@ -27,10 +27,13 @@ def plot_quality_vs_nfe(rows: list[dict], path: Path, xlabel: str, panels: list[
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
-    for rule in dict.fromkeys(r["rule"] for r in rows):
+    rules = list(dict.fromkeys(r["rule"] for r in rows))
+    colours = plt.get_cmap("tab20" if len(rules) > 10 else "tab10").colors  # one colour per line, none reused
+    for i, rule in enumerate(rules):
         mine = sorted((r for r in rows if r["rule"] == rule), key=lambda r: r["nfe_mean"])
         for ax, (metric, _) in zip(axes[0], panels, strict=True):
-            ax.plot([r["nfe_mean"] for r in mine], [r[metric] for r in mine], "o-", label=rule)
+            ax.plot([r["nfe_mean"] for r in mine], [r[metric] for r in mine], "o-", label=rule,
+                    color=colours[i % len(colours)])
     for ax, (_, ylabel) in zip(axes[0], panels, strict=True):
         ax.set(xlabel=xlabel, ylabel=ylabel, xscale=xscale)
     axes[0][-1].legend(fontsize=8)

@@ -70,7 +70,7 @@ def test_representation_mismatch_is_reported(tiny_model_dir):
 def test_defaults_sample_with_mode_confidence():
     d = MoleculeDomain().defaults()
     assert d["decode"] == {"temperature": 1.0, "confidence": "mode", "correct_steps": 50, "correct_positions": 6}
-    assert d["n"] == 64 and "klass" in d["samplers"]
+    assert d["n"] == 32 and "klass" in d["samplers"]
 
 
 def test_plugin_registers_domain_and_data_command():
