@@ -1,10 +1,11 @@
 """Does a remasking corrector lift validity without the FCD cost of a lower temperature? (Issue 15 probe.)
 
 Lowering the temperature or the nucleus buys validity on the molecule models and loses FCD fast, since it shrinks
-the distribution. A corrector instead keeps sampling at the model's temperature: after the canvas is full it
-re-masks ``k`` random non-frozen positions of every row and redraws them from the model given everything else,
-``steps`` times (ReMDM's loop phase with random remasking; a blocked Gibbs sweep). A ring closure or a parenthesis
-without its partner is unlikely under the model once both sides are visible, so redrawing tends to repair it.
+the distribution. A corrector (``mdsample.core.corrector``) keeps sampling at the model's temperature: after the
+canvas is full it re-masks ``k`` random non-frozen positions of every row and redraws them from the model given
+everything else, ``steps`` times (ReMDM's loop phase with random remasking; a blocked Gibbs sweep). A ring closure
+or a parenthesis without its partner is unlikely under the model once both sides are visible, so redrawing tends
+to repair it. This probe reads the canvases out after 0, 10, 25, 50 and 100 steps.
 
     python benchmarks/molecule_corrector.py generate --model DIR --out corrector.json.gz   (GPU)
     python benchmarks/molecule_corrector.py score corrector.json.gz --out results.json     (CPU: valid, FCD/Test)
@@ -31,24 +32,11 @@ CORRECTORS = ((2, 1.0), (6, 1.0), (2, 0.8))
 """(positions re-masked per row and step, temperature of the redraw)."""
 
 
-@torch.no_grad()
-def correct(denoiser, state, k: int, chooser, generator: torch.Generator) -> torch.Tensor:
-    """One corrector step: re-mask k random non-frozen positions per row and redraw them."""
-    tokens = state.tokens
-    scores = torch.rand(tokens.shape, generator=generator, device=tokens.device).masked_fill(state.frozen, -1.0)
-    picked = torch.zeros_like(state.frozen).scatter_(1, scores.topk(k, dim=1).indices, True)
-    noisy = tokens.masked_fill(picked, state.mask_id)
-    drawn = chooser(denoiser(noisy), generator)
-    state.tokens = torch.where(picked, drawn, tokens)
-    return state.tokens
-
-
 def generate(args: argparse.Namespace) -> None:
     from mdsample import plugin_manager
     from mdsample.api import resolve_device
     from mdsample.config import options_of, resolve_config
-    from mdsample.core.loop import TokenChooser, decode
-    from mdsample.core.schedule import BlockSchedule
+    from mdsample.core import BlockSchedule, Corrector, TokenChooser, correct, decode
 
     domain = plugin_manager.load_domain("molecule")
     device = resolve_device(args.device)
@@ -67,15 +55,13 @@ def generate(args: argparse.Namespace) -> None:
                             schedule=BlockSchedule(cfg.decode.steps, cfg.decode.block_length),
                             chooser=TokenChooser(cfg.decode.temperature, cfg.decode.top_k, cfg.decode.top_p),
                             generator=generator, confidence=cfg.decode.confidence)
-            initial.state.tokens = result.tokens
-            redraw = TokenChooser(temperature)
+            redraw, nfe_decode = TokenChooser(temperature), result.nfe.float().mean().item()
             read = {0: domain.decode(result.tokens, initial)}
-            for step in range(1, CHECKPOINTS[-1] + 1):
-                correct(denoiser, initial.state, k, redraw, generator)
-                if step in CHECKPOINTS:
-                    read[step] = domain.decode(initial.state.tokens, initial)
+            for before, step in zip(CHECKPOINTS, CHECKPOINTS[1:]):
+                correct(denoiser, result, Corrector(step - before, k), redraw, generator=generator)
+                read[step] = domain.decode(result.tokens, initial)
             runs.append({"base": base, "rule": rule_name, "settings": overrides, "k": k, "temperature": temperature,
-                         "nfe_decode": result.nfe.float().mean().item(), "seconds": time.perf_counter() - start,
+                         "nfe_decode": nfe_decode, "seconds": time.perf_counter() - start,
                          "samples": {str(s): v for s, v in read.items()}})
             print(f"{base} k={k} T={temperature}: {runs[-1]['seconds']:.1f} s", flush=True)
             with gzip.open(args.out, "wt") as f:
