@@ -59,6 +59,10 @@ GRID: list[tuple[str, dict]] = [
 one-token-per-step baseline without the corrector, and the former default (T 0.8, no corrector) for reference."""
 
 
+CORRECTOR_KEYS = ("decode.correct_steps", "decode.correct_positions", "decode.correct_pick")
+"""Shown in the table's corrector column ("steps x positions", "conf" for the confidence pick), not under settings."""
+
+
 def parse_setting(text: str) -> tuple[str, dict]:
     """``RULE:key=value,key=value`` (values read as JSON where they parse, else kept as strings)."""
     rule, _, rest = text.partition(":")
@@ -107,7 +111,7 @@ def generate(args: argparse.Namespace) -> None:
         setting = {"rule": rule_name, "settings": overrides, "sampler": options_of(cfg.sampler),
                    "temperature": cfg.decode.temperature, "top_p": cfg.decode.top_p,
                    "confidence": cfg.decode.confidence, "correct_steps": cfg.decode.correct_steps,
-                   "correct_positions": cfg.decode.correct_positions,
+                   "correct_positions": cfg.decode.correct_positions, "correct_pick": cfg.decode.correct_pick,
                    "steps": cfg.decode.steps, "n": args.n, "nfe_mean": sum(nfe) / len(nfe),
                    "decode_s": seconds, "nfe": nfe, "samples": strings}
         settings.append(setting)
@@ -166,9 +170,11 @@ def table(args: argparse.Namespace) -> None:
         report = json.loads(Path(path).read_text())
         for row in report["rows"]:
             settings = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in row["settings"].items()
-                                 if k not in ("decode.temperature", "decode.correct_steps"))
+                                 if k not in ("decode.temperature", *CORRECTOR_KEYS))
             values = " | ".join(_fmt(row["metrics"].get(c)) for c in COLUMNS)
-            corrector = f"{row['correct_steps']} x {row['correct_positions']}" if row.get("correct_steps") else "-"
+            corrector = (f"{row['correct_steps']} x {row['correct_positions']}"
+                         f"{' conf' if row.get('correct_pick') == 'confidence' else ''}" if row.get("correct_steps")
+                         else "-")
             print(f"| {report['representation']} | {row['rule']} | {settings} | {row['temperature']} | {corrector} | "
                   f"{row['nfe_mean']:.1f} | {values} |")
 

@@ -72,7 +72,8 @@ class Decoder:
         return cls(cfg, rule_cls(rule_cls.Config(**options_of(cfg.sampler))),
                    BlockSchedule(cfg.decode.steps, cfg.decode.block_length),
                    TokenChooser(cfg.decode.temperature, cfg.decode.top_k, cfg.decode.top_p),
-                   Corrector(cfg.decode.correct_steps, cfg.decode.correct_positions))
+                   Corrector(cfg.decode.correct_steps, cfg.decode.correct_positions,
+                             cfg.decode.correct_pick))
 
     def __call__(self, denoiser: Any, state: MaskedState, conditioning: dict[str, torch.Tensor],
                  generator: torch.Generator | None, callbacks: Sequence[Callback] = (),

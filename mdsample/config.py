@@ -28,7 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from mdsample import plugin_manager
-from mdsample.core.choices import CACHE_MODES, CAPTURE_MODES, CONFIDENCES
+from mdsample.core.choices import CACHE_MODES, CAPTURE_MODES, CONFIDENCES, CORRECT_PICKS
 from mdsample.describe import DomainInfo, SamplerInfo
 from mdsample.errors import ConfigError, MissingFileError, PluginError, UnknownChoiceError
 
@@ -56,6 +56,7 @@ class DecodeConfig:
     capture: str = "auto"
     correct_steps: int = 0
     correct_positions: int = 2
+    correct_pick: str = "random"
 
 
 @dataclass
@@ -336,6 +337,8 @@ def _validate(cfg: DictConfig) -> None:
     cfg.decode.capture = {"True": "on", "False": "off"}.get(cfg.decode.capture, cfg.decode.capture)
     if cfg.decode.capture not in CAPTURE_MODES:
         raise UnknownChoiceError("decode.capture", cfg.decode.capture, CAPTURE_MODES)
+    if cfg.decode.correct_pick not in CORRECT_PICKS:
+        raise UnknownChoiceError("decode.correct_pick", cfg.decode.correct_pick, CORRECT_PICKS)
     if cfg.decode.cache_refresh < 0:
         raise ConfigError(f"decode.cache_refresh must be >= 0 (0: only at block boundaries), "
                           f"got {cfg.decode.cache_refresh}")

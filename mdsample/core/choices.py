@@ -14,3 +14,7 @@ CACHE_MODES = ("none", "prefix", "dual")
 
 CAPTURE_MODES = ("auto", "on", "off")
 """auto: a CUDA-graph step for capturable denoisers on a CUDA device; on: always (error where impossible); off."""
+
+CORRECT_PICKS = ("random", "confidence")
+"""Which committed positions a corrector step re-masks (corrector.py): uniformly at random, or weighted towards the
+tokens the model was least sure of when it last drew them."""

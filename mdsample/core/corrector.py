@@ -9,6 +9,16 @@ non-frozen positions per row, drawn uniformly at random, and redraws them from t
 2025). A token that contradicts its now-visible context is unlikely under those conditionals, so redrawing tends to
 repair it. Each step is one denoiser call over the whole canvas and counts as one NFE per row.
 
+Which positions a step picks (``pick``):
+
+* ``random``: uniformly among the eligible ones (ReMDM's random remasking);
+* ``confidence``: a draw without replacement weighted by ``1 - p``, where ``p`` is the probability the model gave a
+  position's current token when it was last drawn, and positions not yet redrawn weigh 1. The first steps therefore
+  sweep the canvas, and later ones return to the tokens the model was least sure of, instead of spending most
+  redraws on near-certain ones (in the spirit of ReMDM's confidence-based remasking; the weights come from the
+  corrector's own draws because a masked diffusion model gives no distribution at a committed position). It stays
+  a draw, not a top-k, so a position whose conditional is flat (several tokens fit) cannot capture every step.
+
 Positions still masked when decoding ended (reasoning slots of a row that exited early) and frozen positions
 (prompt, template) are never picked.
 """
@@ -22,22 +32,27 @@ import torch
 
 from mdsample.core.denoiser import Denoiser
 from mdsample.core.loop import DecodeResult
+from mdsample.core.choices import CORRECT_PICKS
 from mdsample.core.tokens import TokenChooser
 from mdsample.errors import ConfigError
 
 
 @dataclass(frozen=True)
 class Corrector:
-    """``steps`` corrector steps (0: none), each re-masking ``positions`` committed positions per row."""
+    """``steps`` corrector steps (0: none), each re-masking ``positions`` committed positions per row, picked by
+    ``pick`` (random or confidence)."""
 
     steps: int = 0
     positions: int = 2
+    pick: str = "random"
 
     def __post_init__(self) -> None:
         if self.steps < 0:
             raise ConfigError(f"decode.correct_steps must be >= 0 (0 turns the corrector off), got {self.steps}")
         if self.positions < 1:
             raise ConfigError(f"decode.correct_positions must be >= 1, got {self.positions}")
+        if self.pick not in CORRECT_PICKS:
+            raise ConfigError(f"decode.correct_pick={self.pick!r} is unknown; choose one of: {', '.join(CORRECT_PICKS)}")
 
 
 @torch.no_grad()
@@ -58,12 +73,21 @@ def correct(denoiser: Denoiser, result: DecodeResult, corrector: Corrector, choo
     conditioning = conditioning or {}
     eligible = ~state.frozen & (state.tokens != state.mask_id)
     k = min(corrector.positions, state.length)
+    doubt = torch.ones(state.tokens.shape, device=state.tokens.device)  # 1 - p(current token); 1 until redrawn
     for _ in range(corrector.steps):
-        scores = torch.rand(state.tokens.shape, generator=generator, device=state.tokens.device)
-        picked = torch.zeros_like(eligible).scatter_(1, scores.masked_fill(~eligible, -1.0).topk(k, dim=1).indices,
-                                                     True) & eligible
-        drawn = chooser(denoiser(state.tokens.masked_fill(picked, state.mask_id), **conditioning), generator)
+        uniform = torch.rand(state.tokens.shape, generator=generator, device=state.tokens.device)
+        if corrector.pick == "random":
+            scores = uniform
+        else:  # Gumbel top-k: k draws without replacement, weights proportional to doubt
+            scores = doubt.clamp_min(1e-6).log() - torch.log(-torch.log(uniform.clamp_min(1e-20)))
+        picked = torch.zeros_like(eligible).scatter_(
+            1, scores.masked_fill(~eligible, float("-inf")).topk(k, dim=1).indices, True) & eligible
+        logits = denoiser(state.tokens.masked_fill(picked, state.mask_id), **conditioning)
+        drawn = chooser(logits, generator)
         state.tokens = torch.where(picked, drawn, state.tokens)
+        if corrector.pick == "confidence":
+            p = logits.float().softmax(dim=-1).gather(-1, drawn.unsqueeze(-1)).squeeze(-1)
+            doubt = torch.where(picked, 1.0 - p, doubt)
     rows = eligible.any(dim=1)
     state.nfe += rows.long() * corrector.steps
     state.wall_s += rows.cpu().double() * (time.perf_counter() - start)

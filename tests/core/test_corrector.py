@@ -86,6 +86,53 @@ def test_bad_settings_and_uniform_models_are_one_line_errors():
         Corrector(steps=-1)
     with pytest.raises(ConfigError, match="correct_positions"):
         Corrector(steps=1, positions=0)
+    with pytest.raises(ConfigError, match="correct_pick='doubt'.*random, confidence"):
+        Corrector(steps=1, pick="doubt")
     state = MaskedState(torch.zeros(2, 4, dtype=torch.long), -1, corruption="uniform")
     with pytest.raises(ConfigError, match="uniform corruption"):
         correct(MixingDenoiser(vocab=4, length=4), result_of(state), Corrector(steps=1), TokenChooser(1.0))
+
+
+class SureExceptFirst:
+    """Records which positions each call masks; certain of token 0 everywhere but at position 0, where tokens 0 and
+    1 are equally likely."""
+
+    mask_id, vocab_size = 3, 4
+
+    def __init__(self):
+        self.masked: list[torch.Tensor] = []
+
+    def __call__(self, tokens: torch.Tensor, **_: torch.Tensor) -> torch.Tensor:
+        self.masked.append(tokens == self.mask_id)
+        logits = torch.full((*tokens.shape, 4), -30.0)
+        logits[..., 0] = 0.0
+        logits[:, 0, 1] = 0.0
+        return logits
+
+
+def test_confidence_pick_sweeps_first_then_returns_to_the_doubtful_position():
+    rows, length = 8, 10
+    model = SureExceptFirst()
+    state = MaskedState(torch.zeros(rows, length, dtype=torch.long), model.mask_id)
+    correct(model, result_of(state), Corrector(steps=9 + 60, positions=2, pick="confidence"), TokenChooser(1.0),
+            generator=torch.Generator().manual_seed(0))
+    picks = torch.stack(model.masked)  # [steps, rows, length]
+    assert (picks.sum(-1) == 2).all()
+    # unvisited positions weigh 1, redrawn sure ones ~1e-6, the flat position 0 0.5: the sure positions are swept
+    # without repeats (at most 5 of 9 visited in the first 5 steps, all within 9), position 0 in between
+    assert (picks[:5, :, 1:].sum(0) <= 1).all()
+    assert (picks[:9, :, 1:].sum(0) >= 1).all()
+    # afterwards position 0 is in nearly every step; a sure position only as the second pick
+    later = picks[9:].float().mean(0)
+    assert (later[:, 0] > 0.95).all(), later[:, 0]
+    assert torch.equal(state.tokens[:, 1:], torch.zeros(rows, length - 1, dtype=torch.long))
+
+
+def test_random_pick_spreads_redraws_evenly():
+    rows, length = 4000, 10
+    model = SureExceptFirst()
+    state = MaskedState(torch.zeros(rows, length, dtype=torch.long), model.mask_id)
+    correct(model, result_of(state), Corrector(steps=20, positions=2), TokenChooser(1.0),
+            generator=torch.Generator().manual_seed(0))
+    share = torch.stack(model.masked).float().mean((0, 1))
+    assert torch.allclose(share, torch.full((length,), 0.2), atol=0.01), share
