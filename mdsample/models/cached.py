@@ -58,8 +58,8 @@ class CachedLean:
         most two canvases of queries): the table grows on demand, and a CUDA graph captured before a growth would
         go on reading the table it replaced."""
         cfg = self.model.config
-        self.model.rotary(torch.zeros(1, 1, dtype=torch.long, device=device), 3 * length + 1)
         dtype = next(self.model.parameters()).dtype
+        self.model.rotary.table(3 * length + 1, device, dtype)
         shape = (capacity, cfg.num_kv_heads, length + 1, cfg.dim)
         return KVCache([torch.zeros(shape, dtype=dtype, device=device) for _ in range(2 * cfg.num_layers)], length)
 
