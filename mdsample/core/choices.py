@@ -1,6 +1,6 @@
 """The named choices of the decode settings, in a module without torch.
 
-The config checks ``decode.confidence`` / ``decode.cache`` / ``decode.capture`` against these before anything heavy
+The config checks ``decode.confidence`` / ``decode.cache`` / ``decode.capture`` / ``decode.compile`` against these before anything heavy
 is imported, so that a typo is answered at once; the modules that implement them import the same tuples.
 """
 
@@ -14,3 +14,7 @@ CACHE_MODES = ("none", "prefix", "dual")
 
 CAPTURE_MODES = ("auto", "on", "off")
 """auto: a CUDA-graph step for capturable denoisers on a CUDA device; on: always (error where impossible); off."""
+
+COMPILE_MODES = ("auto", "on", "off")
+"""auto: a torch.compile'd forward for compilable denoisers on a CUDA device; on: for any compilable denoiser
+(an error for others); off: eager."""

@@ -34,11 +34,16 @@ class CachedLean:
     """
 
     capturable = True
+    compilable = True
 
     def __init__(self, model: LeanTransformer, mask_id: int, vocab_size: int | None = None):
         self.model = model
         self.mask_id = mask_id
         self.vocab_size = vocab_size or model.config.vocab_size
+
+    def use_compiled(self, on: bool) -> None:
+        """Every call (whole canvas, prefill, cached) through the module's compiled layers (decode.compile)."""
+        self.model.use_compiled(on)
 
     @torch.no_grad()
     def __call__(self, tokens: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
