@@ -1,7 +1,8 @@
 """The named choices of the decode settings, in a module without torch.
 
-The config checks ``decode.confidence`` / ``decode.cache`` / ``decode.capture`` / ``decode.compile`` against these before anything heavy
-is imported, so that a typo is answered at once; the modules that implement them import the same tuples.
+The config checks ``decode.confidence`` / ``decode.cache`` / ``decode.capture`` / ``decode.compile`` against these
+before anything heavy is imported, so that a typo is answered at once; the modules that implement them import the
+same tuples.
 """
 
 CONFIDENCES = ("drawn", "mode")
