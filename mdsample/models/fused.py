@@ -52,7 +52,7 @@ def _triton_available() -> bool:
     return True
 
 
-def _fast(x: torch.Tensor) -> bool:
+def uses_kernels(x: torch.Tensor) -> bool:
     """Whether ``x``'s op runs as a Triton kernel: CUDA, half / bf16 / fp32, not while torch.compile traces."""
     return (_enabled and x.is_cuda and x.dtype in (torch.float16, torch.bfloat16, torch.float32)
             and not torch.compiler.is_compiling() and _triton_available())
@@ -94,7 +94,7 @@ def swiglu_reference(gate_up: torch.Tensor) -> torch.Tensor:
 def add_rms_norm(x: torch.Tensor, residual: torch.Tensor | None, weight: torch.Tensor,
                  eps: float) -> tuple[torch.Tensor, torch.Tensor]:
     """(RMSNorm(x + residual) * weight, x + residual) in one kernel on CUDA (``add_rms_norm_reference``)."""
-    if _fast(x):
+    if uses_kernels(x):
         from mdsample.models import fused_triton
 
         return fused_triton.add_rms_norm(x, residual, weight, eps)
@@ -103,7 +103,7 @@ def add_rms_norm(x: torch.Tensor, residual: torch.Tensor | None, weight: torch.T
 
 def rotary(x: torch.Tensor, table: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
     """Rotary embedding of q and k heads ``x[B, L, heads, dim]`` in one kernel on CUDA (``rotary_reference``)."""
-    if _fast(x):
+    if uses_kernels(x):
         from mdsample.models import fused_triton
 
         return fused_triton.rotary(x, table, positions)
@@ -112,7 +112,7 @@ def rotary(x: torch.Tensor, table: torch.Tensor, positions: torch.Tensor) -> tor
 
 def swiglu(gate_up: torch.Tensor) -> torch.Tensor:
     """silu(gate) * up in one kernel on CUDA (``swiglu_reference``)."""
-    if _fast(gate_up):
+    if uses_kernels(gate_up):
         from mdsample.models import fused_triton
 
         return fused_triton.swiglu(gate_up)
