@@ -11,7 +11,8 @@ the run also reports their largest logit difference. ``--profile`` adds the CUDA
 eager forward of each of ``native``, ``native_unfused`` and ``lean_sdpa`` (torch.profiler), which is what says where a
 gap comes from.
 
-GPU: python benchmarks/native_forward.py --device cuda --profile --compile --out benchmarks/results/native_forward_h100.json
+GPU: python benchmarks/native_forward.py --device cuda --profile --compile \
+       --out benchmarks/results/native_forward_h100.json
      (carry .reference: the own-code rows need the fetched files; --no-own-code skips them)
 CPU sanity (seconds): python benchmarks/native_forward.py --shape tiny
 """
