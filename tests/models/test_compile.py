@@ -47,9 +47,19 @@ def graphs() -> int:
 def test_the_config_takes_compile_modes_and_names_the_choices_of_a_bad_one(toy_plugins):
     assert resolve_config("toy", "confidence").decode.compile == "auto"
     assert resolve_config("toy", "confidence", dotlist=["decode.compile=off"]).decode.compile == "off"
+    assert resolve_config("toy", "confidence", dotlist=["decode.compile=on"]).decode.compile == "on"  # YAML: True
     with pytest.raises(UnknownChoiceError) as error:
         resolve_config("toy", "confidence", dotlist=["decode.compile=sometimes"])
     assert str(error.value) == "unknown decode.compile 'sometimes'; choose one of: auto, off, on"
+
+
+def test_a_run_passes_compile_to_its_denoiser(toy_plugins):
+    """The toy domain's denoiser is not compilable: auto decodes eagerly, on stops the run with a ConfigError."""
+    from mdsample import sample
+
+    assert sample("toy", "confidence", 2, device="cpu", progress=False, decode={"compile": "auto"}) is not None
+    with pytest.raises(ConfigError, match="does not declare itself compilable"):
+        sample("toy", "confidence", 2, device="cpu", progress=False, decode={"compile": "on"})
 
 
 def test_modes_switch_a_compilable_denoiser_and_refuse_others():
