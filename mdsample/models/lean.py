@@ -23,6 +23,7 @@ names, listed by ``LeanTransformer.state_dict()``.
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -244,7 +245,8 @@ class LeanTransformer(nn.Module):
         which makes no CUDA graphs of its own, so a captured step replays the compiled kernels) or eagerly.
 
         Each new input shape (batch bucket, canvas or window length, call kind) compiles once; dynamo's per-function
-        recompile limit is raised so that a decode's few dozen shapes never fall back to eager.
+        recompile limit is raised so that a decode's few dozen shapes never fall back to eager. Where compilation
+        fails the module warns and runs eagerly from then on, as a failed CUDA-graph capture does.
         """
         if on and self._compiled is None:
             torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, _RECOMPILE_LIMIT)
@@ -277,8 +279,15 @@ class LeanTransformer(nn.Module):
         if positions is None:
             positions = torch.arange(start, start + tokens.shape[1], device=tokens.device).unsqueeze(0)
         table = self.rotary.table(limit, tokens.device, self.embed.weight.dtype)
-        run = self._compiled if self.compiled else self.layers_forward
-        return run(tokens, table, positions, attention_mask, prefix, suffix, return_kv, store)
+        args = (tokens, table, positions, attention_mask, prefix, suffix, return_kv, store)
+        if self.compiled:
+            try:
+                return self._compiled(*args)
+            except torch._dynamo.exc.TorchDynamoException as exc:  # compilation failed, not the computation
+                warnings.warn(f"torch.compile failed, running the module eagerly: {str(exc).splitlines()[0][:200]}",
+                              RuntimeWarning, stacklevel=2)
+                self.compiled = False
+        return self.layers_forward(*args)
 
     def layers_forward(
         self,

@@ -120,3 +120,18 @@ def test_on_cuda_the_captured_step_replays_the_compiled_forward():
     again = greedy(denoiser, device="cuda", cache="dual")
     assert graphs() - before == 2 and again.captured > 0
     assert compiled.tokens.equal(eager) and again.tokens.equal(compiled.tokens)
+
+
+def test_a_failed_compilation_warns_and_runs_eagerly():
+    denoiser = tiny_llada()
+    tokens = torch.randint(0, MASK, (1, 6), generator=torch.Generator().manual_seed(3))
+    expected = denoiser(tokens)
+
+    def fails(*args):
+        raise torch._dynamo.exc.Unsupported("an op the compiler does not take")
+
+    denoiser.use_compiled(True)
+    denoiser.model._compiled = fails
+    with pytest.warns(RuntimeWarning, match="torch.compile failed, running the module eagerly: an op the compiler"):
+        assert torch.equal(denoiser(tokens), expected)
+    assert not denoiser.model.compiled
