@@ -139,24 +139,38 @@ def test_the_ops_take_the_kernels_on_cuda_and_match_the_references(dtype):
     assert torch.equal(fast[0], fused_triton.add_rms_norm(x, residual, weight, 1e-6)[0])
 
 
-@cuda_only
+@triton_only
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_a_native_module_on_cuda_matches_its_unfused_forward(dtype):
-    """The whole eager forward with the kernels against the same module running the references."""
+def test_a_native_module_with_the_kernels_matches_its_unfused_forward(dtype, monkeypatch):
+    """The whole eager forward, and a cached call against its KV cache, with the kernels against the same module
+    running the references (on the CPU under Triton's interpreter the ops are sent to the kernels by hand)."""
+    from mdsample.models.cached import CachedLean
     from mdsample.models.lean import LeanConfig, LeanTransformer
 
+    if not CUDA:
+        monkeypatch.setattr(fused, "uses_kernels", lambda x: fused._enabled)
     torch.manual_seed(0)
     cfg = LeanConfig(vocab_size=64, hidden_size=128, num_layers=2, num_heads=4, num_kv_heads=2, intermediate_size=256,
                      rope_theta=500000.0, norm_eps=1e-5, qkv_bias=True)
-    with torch.device("cuda"):
+    with torch.device(TRITON_DEVICE):
         model = LeanTransformer(cfg).to(dtype).eval()
         tokens = torch.randint(0, 64, (2, 40))
+    denoiser = CachedLean(model, 63)
     mask = torch.ones_like(tokens)
     mask[0, :3] = 0
+    columns = torch.tensor([[5, 6, 7, 8], [20, 21, 22, 23]], device=tokens.device)
+
+    def run() -> tuple[torch.Tensor, ...]:
+        out = model(tokens, attention_mask=mask, return_kv=True)
+        cache = denoiser.new_cache(2, 40, tokens.device)
+        denoiser.prefill(tokens, cache, torch.arange(2, device=tokens.device), attention_mask=mask)
+        cached = denoiser.cached(tokens.gather(1, columns), columns, columns, cache, 4, attention_mask=mask)
+        return out.logits, out.kv[1].keys, cached
+
     with torch.no_grad():
-        got = model(tokens, attention_mask=mask, return_kv=True)
+        got = run()
         with fused.disabled():
-            want = model(tokens, attention_mask=mask, return_kv=True)
+            want = run()
     tolerance = dict(atol=1e-4, rtol=1e-4) if dtype == torch.float32 else dict(atol=5e-2, rtol=5e-2)
-    torch.testing.assert_close(got.logits, want.logits, **tolerance)
-    torch.testing.assert_close(got.kv[1].keys, want.kv[1].keys, **tolerance)
+    for g, w in zip(got, want, strict=True):
+        torch.testing.assert_close(g, w, **tolerance)
