@@ -52,9 +52,12 @@ def _triton_available() -> bool:
     return True
 
 
-def uses_kernels(x: torch.Tensor) -> bool:
-    """Whether ``x``'s op runs as a Triton kernel: CUDA, half / bf16 / fp32, not while torch.compile traces."""
-    return (_enabled and x.is_cuda and x.dtype in (torch.float16, torch.bfloat16, torch.float32)
+def uses_kernels(x: torch.Tensor, *others: torch.Tensor | None) -> bool:
+    """Whether an op on ``x`` (and ``others``) runs as a Triton kernel: CUDA, half / bf16 / fp32, not while
+    torch.compile traces, and nothing to differentiate (the kernels have no backward; training takes the references).
+    """
+    grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, *others))
+    return (_enabled and x.is_cuda and x.dtype in (torch.float16, torch.bfloat16, torch.float32) and not grad
             and not torch.compiler.is_compiling() and _triton_available())
 
 
@@ -94,7 +97,7 @@ def swiglu_reference(gate_up: torch.Tensor) -> torch.Tensor:
 def add_rms_norm(x: torch.Tensor, residual: torch.Tensor | None, weight: torch.Tensor,
                  eps: float) -> tuple[torch.Tensor, torch.Tensor]:
     """(RMSNorm(x + residual) * weight, x + residual) in one kernel on CUDA (``add_rms_norm_reference``)."""
-    if uses_kernels(x):
+    if uses_kernels(x, residual, weight):
         from mdsample.models import fused_triton
 
         return fused_triton.add_rms_norm(x, residual, weight, eps)

@@ -102,7 +102,7 @@ class Rotary:
     """cos / sin tables of the rotary angles (fused.rotary_table), grown on demand and kept per device and precision.
 
     Angles are computed in float32 as the reference implementations do (float64 for a float64 model). The tables
-    live outside the module's state (they are not weights) and are read by the layers through the positions.
+    are not weights, so they live outside the module's state; each call's layers read them at its positions.
     """
 
     def __init__(self, dim: int, theta: float):
@@ -192,7 +192,8 @@ class Block(nn.Module):
     """Pre-norm residual block: x + attention(norm(x)), then + mlp(norm(x)).
 
     Each residual add runs inside the kernel of the norm that follows it (``fused.add_rms_norm``): a block takes the
-    stream before the previous block's MLP output is added and returns its own MLP output still to be added.
+    stream before the previous block's MLP output is added and returns its own MLP output still to be added. The
+    RMSNorm submodules hold the norms' weights under the names checkpoints map to.
     """
 
     def __init__(self, cfg: LeanConfig):

@@ -139,6 +139,18 @@ def test_the_ops_take_the_kernels_on_cuda_and_match_the_references(dtype):
     assert torch.equal(fast[0], fused_triton.add_rms_norm(x, residual, weight, 1e-6)[0])
 
 
+@cuda_only
+def test_ops_to_differentiate_take_the_references_on_cuda():
+    """The kernels have no backward: with a weight that requires grad the norm's gradient still reaches it."""
+    x = randn(4, 64, device="cuda", seed=1)
+    weight = randn(64, device="cuda", seed=3).requires_grad_()
+    assert not fused.uses_kernels(x, None, weight) and fused.uses_kernels(x, None, weight.detach())
+    fused.add_rms_norm(x, None, weight, 1e-6)[0].sum().backward()
+    assert weight.grad is not None and weight.grad.abs().sum() > 0
+    with torch.no_grad():
+        assert fused.uses_kernels(x, None, weight)
+
+
 @triton_only
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_a_native_module_with_the_kernels_matches_its_unfused_forward(dtype, monkeypatch):
@@ -148,7 +160,7 @@ def test_a_native_module_with_the_kernels_matches_its_unfused_forward(dtype, mon
     from mdsample.models.lean import LeanConfig, LeanTransformer
 
     if not CUDA:
-        monkeypatch.setattr(fused, "uses_kernels", lambda x: fused._enabled)
+        monkeypatch.setattr(fused, "uses_kernels", lambda *tensors: fused._enabled)
     torch.manual_seed(0)
     cfg = LeanConfig(vocab_size=64, hidden_size=128, num_layers=2, num_heads=4, num_kv_heads=2, intermediate_size=256,
                      rope_theta=500000.0, norm_eps=1e-5, qkv_bias=True)
