@@ -22,6 +22,7 @@ names, listed by ``LeanTransformer.state_dict()``.
 
 from __future__ import annotations
 
+import functools
 import json
 import warnings
 from collections.abc import Callable
@@ -222,12 +223,27 @@ class Block(nn.Module):
         return x, self.mlp(h), kv
 
 
+@functools.cache
+def compiled_block() -> Callable[..., tuple[torch.Tensor, torch.Tensor, LayerKV]]:
+    """``Block.forward`` through torch.compile: static shapes, one graph (``fullgraph``), inductor's default mode,
+    which makes no CUDA graphs of its own, so a captured step (core/capture.py) replays the compiled kernels.
+
+    Why the block and not the whole forward (regional compilation): every block of every LeanTransformer runs the
+    same code on the same shapes and dynamo treats a module's weights as inputs, so all blocks share two graphs per
+    input shape (the first block, which has no update to add, and the rest): compilation costs two blocks, not 32,
+    and no fusion is lost, since each block's last residual add already runs inside the next block's first norm.
+    The embedding, the final norm and the head stay eager (three kernels). Each new input shape (batch bucket,
+    canvas or window length, call kind) compiles once; dynamo's recompile limit is raised so that a decode's few
+    dozen shapes never fall back to eager.
+    """
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, _RECOMPILE_LIMIT)
+    return torch.compile(Block.forward, dynamic=False, fullgraph=True)
+
+
 class LeanTransformer(nn.Module):
     """``tokens[B, L] -> LeanOutput(logits[B, L, V])``, every position attending to every (unpadded) position.
 
-    ``forward`` does the host-side work (positions, growing the rotary table) and hands tensors to ``layers_forward``,
-    which ``use_compiled(True)`` swaps for its torch.compile'd version (``decode.compile``): a pure function of
-    tensors with no Python state to guard on, so it compiles once per input shape and never again.
+    ``use_compiled(True)`` runs the blocks through ``compiled_block`` (``decode.compile``).
     """
 
     def __init__(self, cfg: LeanConfig):
@@ -238,20 +254,11 @@ class LeanTransformer(nn.Module):
         self.norm = nn.RMSNorm(cfg.hidden_size, eps=cfg.norm_eps)
         self.head = None if cfg.tie_embeddings else nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False)
         self.rotary = Rotary(cfg.dim, cfg.rope_theta)
-        self._compiled: Callable[..., LeanOutput] | None = None
         self.compiled = False
 
     def use_compiled(self, on: bool) -> None:
-        """Run ``layers_forward`` compiled (``torch.compile``: static shapes, one graph, inductor's default mode,
-        which makes no CUDA graphs of its own, so a captured step replays the compiled kernels) or eagerly.
-
-        Each new input shape (batch bucket, canvas or window length, call kind) compiles once; dynamo's per-function
-        recompile limit is raised so that a decode's few dozen shapes never fall back to eager. Where compilation
-        fails the module warns and runs eagerly from then on, as a failed CUDA-graph capture does.
-        """
-        if on and self._compiled is None:
-            torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, _RECOMPILE_LIMIT)
-            self._compiled = torch.compile(self.layers_forward, dynamic=False, fullgraph=True)
+        """Run the blocks compiled (``compiled_block``) or eagerly. Where compilation fails the module warns and
+        runs eagerly from then on, as a failed CUDA-graph capture does."""
         self.compiled = on
 
     def forward(
@@ -273,45 +280,45 @@ class LeanTransformer(nn.Module):
         query must keep at least one key).
         ``positions[B or 1, L]`` (each below P + L + S) default to ``P .. P + L - 1`` (P = prefix length).
         """
+        args = (tokens, attention_mask, positions, prefix, suffix, return_kv, store)
+        if self.compiled:
+            try:
+                return self._forward(*args)
+            except torch._dynamo.exc.TorchDynamoException as exc:  # compilation failed, not the computation
+                warnings.warn(f"torch.compile failed, running the module eagerly: {str(exc).splitlines()[0][:200]}",
+                              RuntimeWarning, stacklevel=2)
+                self.compiled = False
+        return self._forward(*args)
+
+    def _forward(
+        self,
+        tokens: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        positions: torch.Tensor | None,
+        prefix: list[LayerKV] | None,
+        suffix: list[LayerKV] | None,
+        return_kv: bool,
+        store: list[KVStore] | None,
+    ) -> LeanOutput:
         start = 0 if prefix is None else prefix[0].keys.shape[2]
         limit = start + tokens.shape[1] + (0 if suffix is None else suffix[0].keys.shape[2])
         if store is not None:
             limit = max(limit, store[0].keys.shape[2] - 1)
         if positions is None:
             positions = torch.arange(start, start + tokens.shape[1], device=tokens.device).unsqueeze(0)
-        table = self.rotary.table(limit, tokens.device, self.embed.weight.dtype)
-        args = (tokens, table, positions, attention_mask, prefix, suffix, return_kv, store)
-        if self.compiled:
-            try:
-                return self._compiled(*args)
-            except torch._dynamo.exc.TorchDynamoException as exc:  # compilation failed, not the computation
-                warnings.warn(f"torch.compile failed, running the module eagerly: {str(exc).splitlines()[0][:200]}",
-                              RuntimeWarning, stacklevel=2)
-                self.compiled = False
-        return self.layers_forward(*args)
-
-    def layers_forward(
-        self,
-        tokens: torch.Tensor,
-        table: torch.Tensor,
-        positions: torch.Tensor,
-        attention_mask: torch.Tensor | None,
-        prefix: list[LayerKV] | None,
-        suffix: list[LayerKV] | None,
-        return_kv: bool,
-        store: list[KVStore] | None,
-    ) -> LeanOutput:
-        """``forward`` once its positions and rotary ``table`` (``Rotary.table``) are known."""
         x = self.embed(tokens)
+        table = self.rotary.table(limit, tokens.device, x.dtype)
         mask = None
         if attention_mask is not None:  # additive, built once for all layers
             hidden = ~attention_mask.bool()[:, None, None, :]
             mask = torch.zeros(hidden.shape, dtype=x.dtype, device=x.device).masked_fill_(hidden, float("-inf"))
+        block = compiled_block() if self.compiled else None
         kvs = []
         update = None
         for i, layer in enumerate(self.layers):
             before, after = (None if prefix is None else prefix[i]), (None if suffix is None else suffix[i])
-            x, update, kv = layer(x, update, table, positions, mask, before, after, None if store is None else store[i])
+            args = (x, update, table, positions, mask, before, after, None if store is None else store[i])
+            x, update, kv = layer(*args) if block is None else block(layer, *args)
             if return_kv:
                 kvs.append(kv)
         x, _ = fused.add_rms_norm(x, update, self.norm.weight, self.config.norm_eps)

@@ -1,5 +1,6 @@
 """decode.compile: the config value, the modes, and a compiled native LLaDA decode that gives the eager tokens and
-compiles once per shape, never again across steps or decodes (CPU inductor; CUDA with the captured step)."""
+compiles once per shape (two graphs: the first block and the others, whatever the depth), never again across steps
+or decodes (CPU inductor; CUDA with the captured step)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from mdsample.core import BlockSchedule, DecodeResult, MaskedState, decode
 from mdsample.core.compile import use_compile
 from mdsample.core.rules import BUILTIN_RULES
 from mdsample.errors import ConfigError, UnknownChoiceError
+from mdsample.models import lean
 from mdsample.models.cached import CachedLean
 from mdsample.models.lean import LeanConfig, LeanTransformer
 
@@ -23,9 +25,9 @@ needs_compiler = pytest.mark.skipif(shutil.which("g++") is None and shutil.which
 
 
 def tiny_llada(seed: int = 0) -> CachedLean:
-    """A 2-layer grouped-query native module with random weights, sharp enough to have clear argmaxes."""
+    """A 3-layer grouped-query native module with random weights, sharp enough to have clear argmaxes."""
     torch.manual_seed(seed)
-    cfg = LeanConfig(vocab_size=VOCAB, hidden_size=32, num_layers=2, num_heads=4, num_kv_heads=2,
+    cfg = LeanConfig(vocab_size=VOCAB, hidden_size=32, num_layers=3, num_heads=4, num_kv_heads=2,
                      intermediate_size=64, rope_theta=10000.0, norm_eps=1e-6)
     model = LeanTransformer(cfg).eval()
     for p in model.parameters():
@@ -42,6 +44,14 @@ def greedy(denoiser: CachedLean, device: str = "cpu", **kw) -> DecodeResult:
 
 def graphs() -> int:
     return counters["stats"]["unique_graphs"]
+
+
+@pytest.fixture
+def fresh_dynamo():
+    """Graphs compiled by an earlier test are shared by every module of the same shape: start from none."""
+    torch._dynamo.reset()
+    yield
+    torch._dynamo.reset()
 
 
 def test_the_config_takes_compile_modes_and_names_the_choices_of_a_bad_one(toy_plugins):
@@ -78,21 +88,23 @@ def test_modes_switch_a_compilable_denoiser_and_refuse_others():
 
 
 @needs_compiler
+@pytest.mark.usefixtures("fresh_dynamo")
 def test_a_compiled_decode_gives_the_eager_tokens_and_never_recompiles_after_warm_up():
-    """Static shapes (capture=on pads to batch buckets; here one bucket): one graph for the whole decode, none for
-    a second decode, and at temperature 0 the same tokens as the eager module."""
+    """Static shapes (capture=on pads to batch buckets; here one bucket): two graphs for the whole decode (the first
+    block, the two others), none for a second decode, and at temperature 0 the same tokens as the eager module."""
     denoiser = tiny_llada()
     use_compile(denoiser, "off", torch.device("cpu"))
     eager = greedy(denoiser, capture="on").tokens
     use_compile(denoiser, "on", torch.device("cpu"))
     before = graphs()
     compiled = greedy(denoiser, capture="on").tokens
-    assert graphs() - before == 1  # 8 steps, one shape
-    assert greedy(denoiser, capture="on").tokens.equal(compiled) and graphs() - before == 1
+    assert graphs() - before == 2  # 8 steps, one shape
+    assert greedy(denoiser, capture="on").tokens.equal(compiled) and graphs() - before == 2
     assert compiled.equal(eager)
 
 
 @needs_compiler
+@pytest.mark.usefixtures("fresh_dynamo")
 def test_a_compiled_dual_cache_decode_gives_the_eager_tokens_with_one_graph_per_call_kind():
     """The cached calls (prefill over the canvas, the window against the cache in place) compile once each."""
     denoiser = tiny_llada(seed=1)
@@ -100,12 +112,13 @@ def test_a_compiled_dual_cache_decode_gives_the_eager_tokens_with_one_graph_per_
     use_compile(denoiser, "on", torch.device("cpu"))
     before = graphs()
     compiled = greedy(denoiser, capture="on", cache="dual").tokens
-    assert graphs() - before == 2  # the prefill, the window against the cache
-    assert greedy(denoiser, capture="on", cache="dual").tokens.equal(compiled) and graphs() - before == 2
+    assert graphs() - before == 4  # the prefill, the window against the cache; two graphs each
+    assert greedy(denoiser, capture="on", cache="dual").tokens.equal(compiled) and graphs() - before == 4
     assert compiled.equal(eager)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.usefixtures("fresh_dynamo")
 def test_on_cuda_the_captured_step_replays_the_compiled_forward():
     """compile=auto on CUDA compiles; capture=auto then captures the compiled kernels: same tokens as eager, graphs
     captured, and no compilation in a second decode."""
@@ -116,13 +129,13 @@ def test_on_cuda_the_captured_step_replays_the_compiled_forward():
     assert use_compile(denoiser, "auto", torch.device("cuda"))
     before = graphs()
     compiled = greedy(denoiser, device="cuda", cache="dual")
-    assert graphs() - before == 2 and compiled.captured > 0
+    assert graphs() - before == 4 and compiled.graphs > 0
     again = greedy(denoiser, device="cuda", cache="dual")
-    assert graphs() - before == 2 and again.captured > 0
+    assert graphs() - before == 4 and again.graphs > 0
     assert compiled.tokens.equal(eager) and again.tokens.equal(compiled.tokens)
 
 
-def test_a_failed_compilation_warns_and_runs_eagerly():
+def test_a_failed_compilation_warns_and_runs_eagerly(monkeypatch):
     denoiser = tiny_llada()
     tokens = torch.randint(0, MASK, (1, 6), generator=torch.Generator().manual_seed(3))
     expected = denoiser(tokens)
@@ -130,8 +143,8 @@ def test_a_failed_compilation_warns_and_runs_eagerly():
     def fails(*args):
         raise torch._dynamo.exc.Unsupported("an op the compiler does not take")
 
+    monkeypatch.setattr(lean, "compiled_block", lambda: fails)
     denoiser.use_compiled(True)
-    denoiser.model._compiled = fails
     with pytest.warns(RuntimeWarning, match="torch.compile failed, running the module eagerly: an op the compiler"):
         assert torch.equal(denoiser(tokens), expected)
     assert not denoiser.model.compiled
