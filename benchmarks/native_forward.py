@@ -45,6 +45,10 @@ BACKENDS = {"flash": SDPBackend.FLASH_ATTENTION, "efficient": SDPBackend.EFFICIE
             "cudnn": SDPBackend.CUDNN_ATTENTION, "math": SDPBackend.MATH}
 
 
+LAUNCHES = ("cudaLaunchKernel", "cudaLaunchKernelExC", "cuLaunchKernel", "cuLaunchKernelEx")
+"""Runtime and driver calls that launch one kernel each (Triton's launcher calls the driver's cuLaunchKernelEx)."""
+
+
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -82,7 +86,7 @@ def profile(fn, tokens: torch.Tensor, top: int = 12) -> dict:
     events = prof.key_averages()
     device_us = {e.key: e.self_device_time_total for e in events
                  if e.device_type == torch.autograd.DeviceType.CUDA and e.self_device_time_total > 0}
-    launches = sum(e.count for e in events if e.key in ("cudaLaunchKernel", "cuLaunchKernel", "cudaLaunchKernelExC"))
+    launches = sum(e.count for e in events if e.key in LAUNCHES)
     return dict(host_ms=host_ms, kernel_ms=sum(device_us.values()) / 1e3, kernel_launches=launches,
                 top_kernels_ms={k: v / 1e3 for k, v in sorted(device_us.items(), key=lambda kv: -kv[1])[:top]},
                 top_host_ops_ms={e.key: e.self_cpu_time_total / 1e3
