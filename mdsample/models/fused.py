@@ -15,8 +15,10 @@ arithmetic is written out: float32 inside, one rounding to the model dtype at th
 ``decode.compile`` forward) the references run instead, because inductor fuses them into its own kernels.
 
 Numerics: the rotary angles, cos / sin tables and products are float32 (float64 for a float64 model), as LLaDA's
-reference code computes them; the kernels read the model-dtype inputs, compute in float32 and round once, so in bf16
-they differ from the references by at most one rounding of the result (tests/models/test_fused.py).
+reference code computes them; the kernels read the model-dtype inputs, compute in float32 and round once, where the
+eager references round after each op (the residual sum is rounded before it is normed, as in the references). So in
+fp32 kernels and references agree to float32 rounding, and in bf16 to a unit or two in the last place
+(tests/models/test_fused.py).
 """
 
 from __future__ import annotations
