@@ -37,8 +37,8 @@ def tiny_llada(seed: int = 0) -> CachedLean:
 
 def greedy(denoiser: CachedLean, device: str = "cpu", **kw) -> DecodeResult:
     """Two rows, prompt 3, eight tokens in two blocks of 4, one per step, argmax."""
-    prompt = torch.randint(0, MASK, (2, 3), generator=torch.Generator().manual_seed(7)).to(device)
-    state = MaskedState.blank(2, 8, MASK, prompt=prompt)
+    prompt = torch.randint(0, MASK, (2, 3), generator=torch.Generator().manual_seed(7))
+    state = MaskedState.blank(2, 8, MASK, prompt=prompt, device=device)
     return decode(denoiser, state, BUILTIN_RULES["confidence"](), schedule=BlockSchedule(8, 4), **kw)
 
 
