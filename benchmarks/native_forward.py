@@ -4,9 +4,10 @@ Llama / Qwen2 made bidirectional, and LLaDA's own modeling code, on the 8B / 7B 
 Why each row: ``lean_sdpa`` (benchmarks/lean_llada.py: no rotary embeddings, nothing but the GEMMs, norms and SDPA)
 is the floor a module of this shape can reach in eager PyTorch; ``native`` is what mdsample runs, eagerly (on CUDA
 with the fused Triton kernels of models/fused.py; ``native_unfused`` runs their plain-torch references instead), with
-a padding mask, per SDPA kernel (flash / memory-efficient / cuDNN forced) and, with ``--compile``, with its layers
-compiled as ``decode.compile=on`` runs them; ``own_code`` is
-LLaDA's modeling code as Fast-dLLM ships it (benchmarks/references.py), holding the same weights as ``native``, so
+a padding mask, per SDPA kernel (flash / memory-efficient / cuDNN forced) and, with ``--compile``, with its blocks
+compiled as ``decode.compile=on`` runs them; ``*_captured`` replays the eager or compiled forward as one CUDA graph,
+as a decode's captured step does (no launch cost left: what remains is kernel time); ``own_code`` is LLaDA's
+modeling code as Fast-dLLM ships it (benchmarks/references.py), holding the same weights as ``native``, so
 the run also reports their largest logit difference. ``--profile`` adds the CUDA kernels and the host time of one
 eager forward of each of ``native``, ``native_unfused`` and ``lean_sdpa`` (torch.profiler), which is what says where a
 gap comes from.
@@ -68,6 +69,22 @@ def timed(fn, tokens: torch.Tensor, iters: int, **kwargs) -> float:
 
 
 @torch.no_grad()
+def timed_graph(fn, tokens: torch.Tensor, iters: int) -> float:
+    """Milliseconds per replay of ``fn(tokens)`` captured as one CUDA graph, as decoding's captured step runs it
+    (core/capture.py): warmed up on a side stream (first calls compile), then captured, then replayed."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            fn(tokens)
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        fn(tokens)
+    return timed(lambda _: graph.replay(), tokens, iters)
+
+
+@torch.no_grad()
 def profile(fn, tokens: torch.Tensor, top: int = 12) -> dict:
     """Host wall-clock of one eager forward, the GPU time its kernels take, and the kernels that take the most.
 
@@ -94,14 +111,19 @@ def profile(fn, tokens: torch.Tensor, top: int = 12) -> dict:
 
 
 def native_rows(native: LeanTransformer, tokens: torch.Tensor, padded: torch.Tensor, args) -> dict:
-    """The native module eager (fused kernels where they run), unfused, with a padding mask, and compiled."""
+    """The native module eager (fused kernels where they run), unfused, with a padding mask, and compiled; on CUDA
+    also each captured as a CUDA graph (what a decode step replays)."""
     row = {"native_ms": timed(native, tokens, args.iters),
            "native_masked_ms": timed(native, tokens, args.iters, attention_mask=padded)}
     with fused.disabled():
         row["native_unfused_ms"] = timed(native, tokens, args.iters)
+    if tokens.is_cuda:
+        row["native_captured_ms"] = timed_graph(native, tokens, args.iters)
     if args.compile:
         native.use_compiled(True)
         row["native_compiled_ms"] = timed(native, tokens, args.iters)
+        if tokens.is_cuda:
+            row["native_compiled_captured_ms"] = timed_graph(native, tokens, args.iters)
         native.use_compiled(False)
     if args.profile:
         row["profile_native"] = profile(native, tokens)
