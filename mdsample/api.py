@@ -32,6 +32,7 @@ from mdsample import plugin_manager
 from mdsample.config import options_of, resolve_config, save_config
 from mdsample.core import BlockSchedule, Corrector, MaskedState, TokenChooser, correct, decode
 from mdsample.core.callbacks import Callback, RichProgress, TraceRecorder
+from mdsample.core.compile import use_compile
 from mdsample.core.infill import EarlyExit
 from mdsample.domain import Domain, Initial
 from mdsample.errors import ConfigError
@@ -79,6 +80,7 @@ class Decoder:
                  generator: torch.Generator | None, callbacks: Sequence[Callback] = (),
                  early_exit: EarlyExit | None = None, answer_first: torch.Tensor | None = None) -> Any:
         cfg = self.cfg
+        use_compile(denoiser, cfg.decode.compile, state.tokens.device)
         result = decode(denoiser, state, self.rule, schedule=self.schedule, chooser=self.chooser,
                         conditioning=conditioning, generator=generator,
                         stats_dtype=getattr(torch, cfg.decode.stats_dtype), confidence=cfg.decode.confidence,

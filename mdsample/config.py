@@ -28,7 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from mdsample import plugin_manager
-from mdsample.core.choices import CACHE_MODES, CAPTURE_MODES, CONFIDENCES, CORRECT_PICKS
+from mdsample.core.choices import CACHE_MODES, CAPTURE_MODES, COMPILE_MODES, CONFIDENCES, CORRECT_PICKS
 from mdsample.describe import DomainInfo, SamplerInfo
 from mdsample.errors import ConfigError, MissingFileError, PluginError, UnknownChoiceError
 
@@ -54,6 +54,7 @@ class DecodeConfig:
     cache: str = "none"
     cache_refresh: int = 0
     capture: str = "auto"
+    compile: str = "auto"
     correct_steps: int = 0
     correct_positions: int = 2
     correct_pick: str = "random"
@@ -334,9 +335,10 @@ def _validate(cfg: DictConfig) -> None:
     if cfg.decode.cache not in CACHE_MODES:
         raise UnknownChoiceError("decode.cache", cfg.decode.cache, CACHE_MODES)
     # YAML 1.1 reads a bare on / off as a boolean, which the str field then holds as "True" / "False"
-    cfg.decode.capture = {"True": "on", "False": "off"}.get(cfg.decode.capture, cfg.decode.capture)
-    if cfg.decode.capture not in CAPTURE_MODES:
-        raise UnknownChoiceError("decode.capture", cfg.decode.capture, CAPTURE_MODES)
+    for key, modes in (("capture", CAPTURE_MODES), ("compile", COMPILE_MODES)):
+        cfg.decode[key] = {"True": "on", "False": "off"}.get(cfg.decode[key], cfg.decode[key])
+        if cfg.decode[key] not in modes:
+            raise UnknownChoiceError(f"decode.{key}", cfg.decode[key], modes)
     if cfg.decode.correct_pick not in CORRECT_PICKS:
         raise UnknownChoiceError("decode.correct_pick", cfg.decode.correct_pick, CORRECT_PICKS)
     if cfg.decode.cache_refresh < 0:

@@ -36,7 +36,8 @@ KEYS = ["n", "seed", "device", "batch_size", "out", "progress", "trace", "debug"
         "domain.task", "domain.model", "domain.prompt", "domain.label", "domain.length", "domain.x", "sampler",
         "sampler.name", "sampler.kl_threshold", "sampler.history", "sampler.unmask_strategy", "sampler.k_max",
         "decode.steps", "decode.block_length", "decode.temperature", "decode.top_k", "decode.top_p",
-        "decode.cache", "decode.capture", "decode.confidence", "decode.stats_dtype", "decode.early_exit",
+        "decode.cache", "decode.capture", "decode.compile", "decode.confidence", "decode.stats_dtype",
+        "decode.early_exit",
         "train.steps", "train.size", "train.dtype", "train.batch_size", "train.checkpoint_steps", "train.init",
         "x", "x.y.z", ".a", "a.", "domain..task", "0", "-n"]
 OVERRIDE = st.builds(lambda k, v: f"{k}={v}", st.sampled_from(KEYS), VALUE) | st.sampled_from(["novalue", "=3"])

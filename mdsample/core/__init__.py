@@ -27,6 +27,7 @@ _EXPORTS = {
     "decode": "mdsample.core.loop",
     "decode_blocks": "mdsample.core.blocks",
     "refine": "mdsample.core.reselect",
+    "use_compile": "mdsample.core.compile",
 }
 
 __all__ = sorted(_EXPORTS)

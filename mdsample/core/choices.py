@@ -1,7 +1,8 @@
 """The named choices of the decode settings, in a module without torch.
 
-The config checks ``decode.confidence`` / ``decode.cache`` / ``decode.capture`` against these before anything heavy
-is imported, so that a typo is answered at once; the modules that implement them import the same tuples.
+The config checks ``decode.confidence`` / ``decode.cache`` / ``decode.capture`` / ``decode.compile`` against these
+before anything heavy is imported, so that a typo is answered at once; the modules that implement them import the
+same tuples.
 """
 
 CONFIDENCES = ("drawn", "mode")
@@ -14,6 +15,10 @@ CACHE_MODES = ("none", "prefix", "dual")
 
 CAPTURE_MODES = ("auto", "on", "off")
 """auto: a CUDA-graph step for capturable denoisers on a CUDA device; on: always (error where impossible); off."""
+
+COMPILE_MODES = ("auto", "on", "off")
+"""auto: a torch.compile'd forward for compilable denoisers on a CUDA device; on: for any compilable denoiser
+(an error for others); off: eager."""
 
 CORRECT_PICKS = ("random", "confidence")
 """Which committed positions a corrector step re-masks (corrector.py): uniformly at random, or weighted towards the

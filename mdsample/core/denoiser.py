@@ -19,7 +19,11 @@ if TYPE_CHECKING:
 
 @runtime_checkable
 class Denoiser(Protocol):
-    """``denoiser(tokens[B, L], **conditioning) -> logits[B, L, V]`` with ``mask_id`` and ``vocab_size``."""
+    """``denoiser(tokens[B, L], **conditioning) -> logits[B, L, V]`` with ``mask_id`` and ``vocab_size``.
+
+    A denoiser whose forward compiles to one graph per input shape may declare ``compilable = True`` and a
+    ``use_compiled(on: bool)`` switch, so that ``decode.compile`` runs it through torch.compile (core/compile.py).
+    """
 
     mask_id: int
     vocab_size: int

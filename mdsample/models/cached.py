@@ -34,11 +34,16 @@ class CachedLean:
     """
 
     capturable = True
+    compilable = True
 
     def __init__(self, model: LeanTransformer, mask_id: int, vocab_size: int | None = None):
         self.model = model
         self.mask_id = mask_id
         self.vocab_size = vocab_size or model.config.vocab_size
+
+    def use_compiled(self, on: bool) -> None:
+        """Every call (whole canvas, prefill, cached) through the module's compiled layers (decode.compile)."""
+        self.model.use_compiled(on)
 
     @torch.no_grad()
     def __call__(self, tokens: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -58,8 +63,8 @@ class CachedLean:
         most two canvases of queries): the table grows on demand, and a CUDA graph captured before a growth would
         go on reading the table it replaced."""
         cfg = self.model.config
-        self.model.rotary(torch.zeros(1, 1, dtype=torch.long, device=device), 3 * length + 1)
         dtype = next(self.model.parameters()).dtype
+        self.model.rotary.table(3 * length + 1, device, dtype)
         shape = (capacity, cfg.num_kv_heads, length + 1, cfg.dim)
         return KVCache([torch.zeros(shape, dtype=dtype, device=device) for _ in range(2 * cfg.num_layers)], length)
 

@@ -3,16 +3,18 @@
 Both are LLaMA-shaped pre-norm decoders run without a causal mask: RMSNorm, rotary positions, grouped-query SDPA
 attention and a SwiGLU MLP. Written as one small module rather than on transformers' Llama / Qwen2 classes because
 (1) per step it should cost what the GEMMs cost: the q/k/v and gate/up projections are fused into one GEMM each,
-rotary embeddings are one complex multiplication on q and k together, and no mask-building machinery runs per call
-(at batch 1 the step is bound by kernel launches, so every elementwise kernel saved per layer counts);
+rotary embeddings, each norm with its residual add and SwiGLU's product are one kernel each on CUDA (models/fused.py),
+and no mask-building machinery runs per call (at batch 1 the step is bound by kernel launches, so every elementwise
+kernel saved per layer counts);
 (2) a later KV cache (Fast-dLLM's prefix / dual cache) needs attention over [prefix keys, fresh keys, suffix keys],
 which is two concatenations here but not an API the causal-LM cache classes offer; (3) LLaDA is not in transformers
 at all, so one shared module is less code than one LLaDA module plus a patched Qwen2.
 
 Rotary layout: checkpoints rotate the two halves of each head ("rotate-half"); here the q and k rows of the fused
-qkv weight are permuted so that each head's dimension pairs (j, j + dim/2) are adjacent, which makes the rotation a
-complex multiplication (3 kernels instead of 7). q.k products are unchanged by permuting q and k alike, so logits are
-the same; only the cached keys (``LayerKV``) are in this internal order. ``fuse_qkv`` builds that layout.
+qkv weight are permuted so that each head's dimension pairs (j, j + dim/2) are adjacent, which makes the rotation
+one pass over adjacent pairs (fused.rotary) instead of halves to split and concatenate. q.k products are unchanged
+by permuting q and k alike, so logits are the same; only the cached keys (``LayerKV``) are in this internal order.
+``fuse_qkv`` builds that layout.
 
 Checkpoint names are mapped by the family modules (models/llada.py, models/dream.py); this module only knows its own
 names, listed by ``LeanTransformer.state_dict()``.
@@ -20,7 +22,10 @@ names, listed by ``LeanTransformer.state_dict()``.
 
 from __future__ import annotations
 
+import functools
 import json
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -30,6 +35,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from mdsample.errors import ConfigError, MissingFileError
+from mdsample.models import fused
+from mdsample.models.fused import rotary_table
+
+_RECOMPILE_LIMIT = 64
 
 
 @dataclass(frozen=True)
@@ -90,39 +99,28 @@ class LeanOutput(NamedTuple):
     kv: list[LayerKV] | None = None
 
 
-class Rotary(nn.Module):
-    """Unit complex rotations exp(i * position * freq_j), grown on demand and kept per device and precision.
+class Rotary:
+    """cos / sin tables of the rotary angles (fused.rotary_table), grown on demand and kept per device and precision.
 
-    Angles are computed in float32 as the reference implementations do (float64 for a float64 model).
+    Angles are computed in float32 as the reference implementations do (float64 for a float64 model). The tables
+    are not weights, so they live outside the module's state; each call's layers read them at its positions.
     """
 
     def __init__(self, dim: int, theta: float):
-        super().__init__()
         self.dim, self.theta = dim, theta
         self._tables: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
 
-    def forward(self, positions: torch.Tensor, limit: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        """Rotations ``[B or 1, L, 1, dim / 2]`` for integer ``positions[B or 1, L]``, all below ``limit``.
+    def table(self, limit: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+        """A table ``[T >= limit, dim]`` in the rotary precision of a ``dtype`` model (float32, or float64).
 
         ``limit`` is known on the host (the canvas length), so growing the table never waits for the device.
         """
         real = torch.promote_types(dtype, torch.float32)
-        table = self._tables.get((positions.device, real))
+        table = self._tables.get((device, real))
         if table is None or table.shape[0] < limit:
             length = max(limit, 2 * (0 if table is None else table.shape[0]), 512)
-            exponents = torch.arange(0, self.dim, 2, device=positions.device, dtype=real) / self.dim
-            inv_freq = 1.0 / self.theta**exponents
-            angles = torch.outer(torch.arange(length, device=positions.device, dtype=real), inv_freq)
-            table = torch.polar(torch.ones_like(angles), angles)
-            self._tables[(positions.device, real)] = table
-        return table[positions].unsqueeze(2)
-
-
-def rotate(x: torch.Tensor, rotations: torch.Tensor) -> torch.Tensor:
-    """Rotary embedding of ``x[.., heads, dim]`` in the pair-interleaved layout, computed in float32 (or float64)."""
-    work = x.to(torch.promote_types(x.dtype, torch.float32))
-    pairs = torch.view_as_complex(work.unflatten(-1, (-1, 2)))
-    return torch.view_as_real(pairs * rotations).flatten(-2).to(x.dtype)
+            table = self._tables[(device, real)] = rotary_table(self.dim, self.theta, length, device, real)
+        return table
 
 
 def fuse_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dim: int) -> torch.Tensor:
@@ -150,17 +148,19 @@ class Attention(nn.Module):
     def forward(
         self,
         x: torch.Tensor,
-        rotations: torch.Tensor,
+        table: torch.Tensor,
+        positions: torch.Tensor,
         mask: torch.Tensor | None,
         prefix: LayerKV | None = None,
         suffix: LayerKV | None = None,
         store: KVStore | None = None,
     ) -> tuple[torch.Tensor, LayerKV]:
-        """``mask``: additive, over keys ``[B, 1, 1, P + L + S]`` (with ``store``: over its L slots). Returns the
-        output and this call's keys/values."""
+        """``table``: the rotary table (``Rotary.table``) read at ``positions[B or 1, L]``; ``mask``: additive, over
+        keys ``[B, 1, 1, P + L + S]`` (with ``store``: over its L slots). Returns the output and this call's
+        keys/values."""
         b, length, _ = x.shape
         qkv = self.qkv(x).view(b, length, self.heads + 2 * self.kv_heads, self.dim)
-        qk = rotate(qkv[:, :, : self.heads + self.kv_heads], rotations)
+        qk = fused.rotary(qkv[:, :, : self.heads + self.kv_heads], table, positions)
         q = qk[:, :, : self.heads].transpose(1, 2)
         own = LayerKV(qk[:, :, self.heads :].transpose(1, 2), qkv[:, :, self.heads + self.kv_heads :].transpose(1, 2))
         keys, values = own
@@ -178,7 +178,7 @@ class Attention(nn.Module):
 
 
 class SwiGLU(nn.Module):
-    """down(silu(gate(x)) * up(x)) with gate and up fused into one GEMM (gate first)."""
+    """down(silu(gate(x)) * up(x)) with gate and up fused into one GEMM (gate first) and the product one kernel."""
 
     def __init__(self, cfg: LeanConfig):
         super().__init__()
@@ -186,15 +186,20 @@ class SwiGLU(nn.Module):
         self.down = nn.Linear(cfg.intermediate_size, cfg.hidden_size, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gate, up = self.gate_up(x).chunk(2, dim=-1)
-        return self.down(F.silu(gate).mul_(up))
+        return self.down(fused.swiglu(self.gate_up(x)))
 
 
 class Block(nn.Module):
-    """Pre-norm residual block: x + attention(norm(x)), then + mlp(norm(x))."""
+    """Pre-norm residual block: x + attention(norm(x)), then + mlp(norm(x)).
+
+    Each residual add runs inside the kernel of the norm that follows it (``fused.add_rms_norm``): a block takes the
+    stream before the previous block's MLP output is added and returns its own MLP output still to be added. The
+    RMSNorm submodules hold the norms' weights under the names checkpoints map to.
+    """
 
     def __init__(self, cfg: LeanConfig):
         super().__init__()
+        self.eps = cfg.norm_eps
         self.attn_norm = nn.RMSNorm(cfg.hidden_size, eps=cfg.norm_eps)
         self.attn = Attention(cfg)
         self.mlp_norm = nn.RMSNorm(cfg.hidden_size, eps=cfg.norm_eps)
@@ -203,19 +208,43 @@ class Block(nn.Module):
     def forward(
         self,
         x: torch.Tensor,
-        rotations: torch.Tensor,
+        update: torch.Tensor | None,
+        table: torch.Tensor,
+        positions: torch.Tensor,
         mask: torch.Tensor | None,
         prefix: LayerKV | None = None,
         suffix: LayerKV | None = None,
         store: KVStore | None = None,
-    ) -> tuple[torch.Tensor, LayerKV]:
-        a, kv = self.attn(self.attn_norm(x), rotations, mask, prefix, suffix, store)
-        x = x + a
-        return x + self.mlp(self.mlp_norm(x)), kv
+    ) -> tuple[torch.Tensor, torch.Tensor, LayerKV]:
+        """(stream after attention, MLP output to add, keys/values) of stream ``x`` + ``update`` (None: nothing)."""
+        h, x = fused.add_rms_norm(x, update, self.attn_norm.weight, self.eps)
+        a, kv = self.attn(h, table, positions, mask, prefix, suffix, store)
+        h, x = fused.add_rms_norm(x, a, self.mlp_norm.weight, self.eps)
+        return x, self.mlp(h), kv
+
+
+@functools.cache
+def compiled_block() -> Callable[..., tuple[torch.Tensor, torch.Tensor, LayerKV]]:
+    """``Block.forward`` through torch.compile: static shapes, one graph (``fullgraph``), inductor's default mode,
+    which makes no CUDA graphs of its own, so a captured step (core/capture.py) replays the compiled kernels.
+
+    Why the block and not the whole forward (regional compilation): every block of every LeanTransformer runs the
+    same code on the same shapes and dynamo treats a module's weights as inputs, so all blocks share two graphs per
+    input shape (the first block, which has no update to add, and the rest): compilation costs two blocks, not 32,
+    and no fusion is lost, since each block's last residual add already runs inside the next block's first norm.
+    The embedding, the final norm and the head stay eager (three kernels). Each new input shape (batch bucket,
+    canvas or window length, call kind) compiles once; dynamo's recompile limit is raised so that a decode's few
+    dozen shapes never fall back to eager.
+    """
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, _RECOMPILE_LIMIT)
+    return torch.compile(Block.forward, dynamic=False, fullgraph=True)
 
 
 class LeanTransformer(nn.Module):
-    """``tokens[B, L] -> LeanOutput(logits[B, L, V])``, every position attending to every (unpadded) position."""
+    """``tokens[B, L] -> LeanOutput(logits[B, L, V])``, every position attending to every (unpadded) position.
+
+    ``use_compiled(True)`` runs the blocks through ``compiled_block`` (``decode.compile``).
+    """
 
     def __init__(self, cfg: LeanConfig):
         super().__init__()
@@ -225,6 +254,12 @@ class LeanTransformer(nn.Module):
         self.norm = nn.RMSNorm(cfg.hidden_size, eps=cfg.norm_eps)
         self.head = None if cfg.tie_embeddings else nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False)
         self.rotary = Rotary(cfg.dim, cfg.rope_theta)
+        self.compiled = False
+
+    def use_compiled(self, on: bool) -> None:
+        """Run the blocks compiled (``compiled_block``) or eagerly. Where compilation fails the module warns and
+        runs eagerly from then on, as a failed CUDA-graph capture does."""
+        self.compiled = on
 
     def forward(
         self,
@@ -245,6 +280,26 @@ class LeanTransformer(nn.Module):
         query must keep at least one key).
         ``positions[B or 1, L]`` (each below P + L + S) default to ``P .. P + L - 1`` (P = prefix length).
         """
+        args = (tokens, attention_mask, positions, prefix, suffix, return_kv, store)
+        if self.compiled:
+            try:
+                return self._forward(*args)
+            except torch._dynamo.exc.TorchDynamoException as exc:  # compilation failed, not the computation
+                warnings.warn(f"torch.compile failed, running the module eagerly: {str(exc).splitlines()[0][:200]}",
+                              RuntimeWarning, stacklevel=2)
+                self.compiled = False
+        return self._forward(*args)
+
+    def _forward(
+        self,
+        tokens: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        positions: torch.Tensor | None,
+        prefix: list[LayerKV] | None,
+        suffix: list[LayerKV] | None,
+        return_kv: bool,
+        store: list[KVStore] | None,
+    ) -> LeanOutput:
         start = 0 if prefix is None else prefix[0].keys.shape[2]
         limit = start + tokens.shape[1] + (0 if suffix is None else suffix[0].keys.shape[2])
         if store is not None:
@@ -252,18 +307,21 @@ class LeanTransformer(nn.Module):
         if positions is None:
             positions = torch.arange(start, start + tokens.shape[1], device=tokens.device).unsqueeze(0)
         x = self.embed(tokens)
-        rotations = self.rotary(positions, limit, x.dtype)
+        table = self.rotary.table(limit, tokens.device, x.dtype)
         mask = None
         if attention_mask is not None:  # additive, built once for all layers
             hidden = ~attention_mask.bool()[:, None, None, :]
             mask = torch.zeros(hidden.shape, dtype=x.dtype, device=x.device).masked_fill_(hidden, float("-inf"))
+        block = compiled_block() if self.compiled else None
         kvs = []
+        update = None
         for i, layer in enumerate(self.layers):
             before, after = (None if prefix is None else prefix[i]), (None if suffix is None else suffix[i])
-            x, kv = layer(x, rotations, mask, before, after, None if store is None else store[i])
+            args = (x, update, table, positions, mask, before, after, None if store is None else store[i])
+            x, update, kv = layer(*args) if block is None else block(layer, *args)
             if return_kv:
                 kvs.append(kv)
-        x = self.norm(x)
+        x, _ = fused.add_rms_norm(x, update, self.norm.weight, self.config.norm_eps)
         logits = F.linear(x, self.embed.weight) if self.head is None else self.head(x)
         return LeanOutput(logits, kvs if return_kv else None)
 

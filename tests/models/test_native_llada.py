@@ -11,7 +11,8 @@ from safetensors.torch import save_file
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from mdsample.errors import ConfigError
-from mdsample.models.lean import LayerKV, LeanTransformer, Rotary, build_lean, fuse_qkv, rotate
+from mdsample.models.fused import rotary
+from mdsample.models.lean import LayerKV, LeanTransformer, Rotary, build_lean, fuse_qkv
 from mdsample.models.llada import convert_llada_weights, llada_config, load_llada
 
 LLADA = {"model_type": "llada", "d_model": 48, "n_heads": 4, "n_kv_heads": 2, "n_layers": 2, "mlp_hidden_size": 40,
@@ -138,7 +139,7 @@ def test_a_block_against_cached_prefix_and_suffix_keys_equals_the_full_pass(pair
 
 
 def test_interleaved_complex_rotation_equals_rotate_half():
-    """fuse_qkv's row order + rotate() is the checkpoints' rotate-half rotary embedding, reordered."""
+    """fuse_qkv's row order + fused.rotary is the checkpoints' rotate-half rotary embedding, reordered."""
     heads, dim, length = 3, 8, 5
     weight = torch.randn(heads * dim, 16, generator=torch.Generator().manual_seed(5))
     x = torch.randn(2, length, 16, generator=torch.Generator().manual_seed(6))
@@ -148,6 +149,6 @@ def test_interleaved_complex_rotation_equals_rotate_half():
     first, second = plain.chunk(2, dim=-1)
     expected = plain * angles.cos() + torch.cat([-second, first], dim=-1) * angles.sin()
     interleaved = (x @ fuse_qkv(weight, weight[:0], weight[:0], dim).T).view(2, length, heads, dim)
-    got = rotate(interleaved, Rotary(dim, 10000.0)(torch.arange(length)[None], length))
+    got = rotary(interleaved, Rotary(dim, 10000.0).table(length, x.device, x.dtype), torch.arange(length)[None])
     back = got.unflatten(-1, (dim // 2, 2)).transpose(-1, -2).flatten(-2)
     torch.testing.assert_close(back, expected, atol=1e-4, rtol=1e-4)
