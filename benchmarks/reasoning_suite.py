@@ -339,7 +339,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--minutes", type=float, default=8.5, help="wall-clock budget of the whole command")
     parser.add_argument("--train-share", type=float, default=0.42, help="share of --minutes for the two trainings")
     parser.add_argument("--eval-reserve", type=float, default=0.1, help="share of --minutes kept for the evals")
-    parser.add_argument("--ops", type=int, default=6, help="operations per chain (domain.ops)")
+    parser.add_argument("--ops", type=int, default=8, help="operations per chain (domain.ops)")
     parser.add_argument("--trace-fraction", type=float, default=0.05, help="problems the base sees with traces")
     parser.add_argument("--keep", type=float, default=1.0, help="fraction of posterior traces kept by score")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])

@@ -39,7 +39,7 @@ class TextOptions(DomainOptions):
     givens: int = 36
     a_digits: int = 3
     b_digits: int = 2
-    ops: int = 6
+    ops: int = 8
     split: str = "test"
     problem_seed: int = 0
     train_rows: int = 1_000_000

@@ -1,16 +1,18 @@
 """A chain of modular operations: a task where the reasoning matters.
 
-``07+5*3-8*7+2+4=`` starts at 07 and applies the operations left to right, modulo 100 (no precedence): each
+``07+5*3-8*7+2+4-1*9=`` starts at 07 and applies the operations left to right, modulo 100 (no precedence): each
 operation is ``+d``, ``-d`` or ``*d`` with a single digit d in 1..9. The gold trace writes every intermediate value,
 two digits each, and the answer is the last one::
 
-    07+5*3-8*7+2+4=  ->  12;36;28;96;98;02  #  02
+    07+5*3-8*7+2+4-1*9=  ->  12;36;28;96;98;02;01;09  #  09
 
 Why this task: every trace step is a lookup a small model learns exactly (one two-digit value, one operation), so
 with the trace written first the answer is easy; without it the model must compose ``ops`` operations inside one
 forward pass, which a house model cannot (answer-first decoding, ``decode.answer_first``, measures this). That is
 the gap the arithmetic task lacks (its model answers correctly before writing any reasoning), and it is what
-early exit, MED and posterior fine-tuning need to show their effects.
+early exit, MED and posterior fine-tuning need to show their effects. The default is 8 operations: with 6 the
+model trained with traces still answered 49% of held-out chains right when forced to answer first, with 8 it
+answers 5% (reasoning_suite.py on an H200; BENCHMARKS.md), so 8 is where the trace is what carries the answer.
 
 Layout (tasks/template.py): prompt ``2 + 2 * ops + 1`` characters (the start value is zero-padded, so prompts never
 need padding), ``3 * ops - 1`` reasoning slots, ``#``, 2 answer slots. Train and test problems both have exactly
@@ -65,7 +67,7 @@ class ChainTask(TemplateTask):
 
     answer_length = 2
 
-    def __init__(self, ops: int = 6):
+    def __init__(self, ops: int = 8):
         if not 2 <= ops <= 12:
             raise ConfigError(f"chain ops must be 2..12 (domain.ops), got {ops}")
         self.ops = ops
