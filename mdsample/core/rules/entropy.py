@@ -12,6 +12,7 @@ class Entropy(Rule):
     """Top-k by lowest entropy, k from the block's linear schedule."""
 
     name = "entropy"
+    device_only = True
 
     def select(self, stats: StepStats, ctx: StepContext) -> torch.Tensor:
-        return top_k_mask(-stats.entropy, ctx.active, ctx.k)
+        return top_k_mask(-stats.entropy, ctx.active, ctx.k, ctx.k_max)

@@ -1,0 +1,98 @@
+"""Several decode steps per host sync (``decode.sync_every``): the loop reads its bookkeeping back once per chunk.
+
+Why: decode() learns on the host which rows are still open (and, under a KV cache, which must refresh) before it
+prepares a step's denoiser call. That read is a device sync: at batch 1 on an H200 the GPU idles at it and between
+the launches that follow, ~2.3 ms of a 7-10 ms step. With ``sync_every`` N the loop syncs once, then issues up to N
+steps back to back, deciding everything else on the device, so the host enqueues step s+1 while the GPU still runs
+step s and the GPU never waits for Python.
+
+Inside a chunk (the steps between two syncs) the row set is the one read at the chunk's sync and stays fixed, so
+every call keeps its shapes (and its CUDA graph, core/capture.py). Each step computes, on the device, which of those
+rows are *live*: not finished (no masked position left, or exited early) and, under a KV cache, not due for a
+refresh. A row that is not live makes a no-op step: it is in the batch, but it has no active position, commits
+nothing, keeps its tokens, its KL history, its block step and its NFE (so NFE stays exact per row); its outputs are
+discarded. Block advance is the device bookkeeping decode() always used (``_Progress``): a row moving on to its next
+block reads its new window at the next step without the host knowing. A refresh cannot be decided on the device (the
+call kind, full forward or cached queries, is chosen on the host), so a row whose block ends inside a chunk pauses
+until the next sync, whose first step refreshes it: rows are independent, so pausing a row changes none of its
+tokens. Nothing in a chunk reads the device: rules get a host bound of ``k`` (``StepContext.k_max``: the block
+length) instead of reading ``k.max()``, and the loop's window, statistics and commit are tensor operations.
+
+Why N replays queued back to back rather than one CUDA graph holding N whole steps: the captured call (core/capture.py)
+covers the denoiser and the statistics, the bulk of a step's kernels; the rule, the token draw and the commit run
+eagerly because they draw from the caller's torch.Generator (a graph would need it registered and fixed draw shapes
+per bucket) and rules are plugins whose kernels may not be capturable. Once the loop no longer syncs, those few
+eager launches overlap the previous step's replay, which is what the sync prevented; ms per step against N is the
+measure (benchmarks: ``decode.sync_every=N``).
+
+Chunk length: at most N, and no longer than the host can tell some row may still need (each live step commits at
+least one position per row, and a block runs at most its steps), so the last chunk issues few no-op steps; under a
+KV cache also no longer than the earliest block end among the rows, so that with a fixed schedule (every block
+running its steps) a chunk ends exactly where a refresh is due and no row pauses. These bounds only save work: the
+tokens never depend on where chunks end.
+
+Exactness: every row gets the tokens and NFE of ``sync_every`` 1. Two things depend on the whole batch and are
+defined as follows. Random draws (sampled tokens, the random and MaskGIT rules, uniform noise) are made for the
+chunk's rows, so they equal the one-step loop's while no row of the chunk has finished or paused (always at
+batch 1 without a cache); after that a seeded run is still reproducible but draws land on other rows. ``k_max``
+makes top-k take ``topk(block_length)`` and keep each row's first k, which picks the same positions as
+``topk(k)`` except, possibly, among positions whose scores tie exactly at the k-th place. Wall-clock seconds are
+charged per chunk to its rows.
+
+Features decided on the host per step refuse N > 1 with a one-line ConfigError: post-mask editing (a row reopens
+for post-mask steps by counting edits, and it runs inside block diffusion's per-canvas loop), block-diffusion
+models (their outer loop syncs per canvas) and rules that do not declare ``device_only``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from mdsample.errors import ConfigError
+
+
+def check_sync_every(sync_every: int, rule, *, editing: bool = False, block_model: bool = False) -> int:
+    """``sync_every`` validated against the decode's other features (one-line ConfigErrors)."""
+    if isinstance(sync_every, bool) or not isinstance(sync_every, int) or sync_every < 1:
+        raise ConfigError(f"decode.sync_every must be an integer >= 1 (1: sync every step), got {sync_every!r}")
+    if sync_every == 1:
+        return sync_every
+    if block_model:
+        raise ConfigError("decode.sync_every > 1 does not apply to a block-diffusion model (its outer loop syncs per "
+                          "canvas): use decode.sync_every=1")
+    if editing:
+        raise ConfigError("post-mask editing decides on the host when a row's post steps end: use "
+                          "decode.sync_every=1 with editing")
+    if not getattr(rule, "device_only", False):
+        raise ConfigError(f"rule {getattr(rule, 'name', type(rule).__name__)!r} does not declare device_only "
+                          "selection (it may read the device each step): use decode.sync_every=1")
+    return sync_every
+
+
+class Chunks:
+    """Plans the chunks of a decode: what the sync reads beyond the loop's own rows, and how many steps follow.
+
+    ``count``/``length``/``steps``: the block layout (schedule.Blocks); ``cached``: a KV cache is in use.
+    """
+
+    def __init__(self, sync_every: int, count: int, length: int, steps: int, cached: bool):
+        self.every, self.count, self.length, self.steps, self.cached = sync_every, count, length, steps, cached
+
+    def extra(self, state, progress) -> list[torch.Tensor]:
+        """The per-row values [B] the sync also reads when chunks are longer than one step: the block step, the
+        masked count of the generation region and that of the active block (``progress``: the loop's _Progress)."""
+        if self.every == 1:
+            return []
+        counts = progress.block_counts(state)
+        return [progress.step, counts.sum(dim=1), counts.gather(1, progress.block.unsqueeze(1)).squeeze(1)]
+
+    def size(self, host: torch.Tensor, open_rows: torch.Tensor) -> int:
+        """Steps in the chunk that starts now, from the synced rows ``host`` (loop rows, then ``extra``'s)."""
+        if self.every == 1:
+            return 1
+        block, step, masked, block_masked = (host[i][open_rows] for i in (2, 3, 4, 5))
+        need = torch.minimum(masked, (self.count - block) * self.steps - step)
+        size = min(self.every, int(need.max()))
+        if self.cached:
+            size = min(size, int(torch.minimum(block_masked, self.steps - step).min()))
+        return max(size, 1)
