@@ -1,8 +1,9 @@
 """decode(): the one iteration manager every rule and domain goes through.
 
 Per step, for the rows that are not finished (finished rows are dropped from the denoiser call and cost nothing):
-1. find the open rows with the step's one host sync, and each row's window: its active block (the first block that
-   still holds a masked position), plus the next block for rules with history;
+1. find the open rows with the step's one host sync (with ``sync_every`` N, once per N steps: between syncs the
+   rows' completion and block advance are decided on the device, core/multistep.py), and each row's window: its
+   active block (the first block that still holds a masked position), plus the next block for rules with history;
 2. get the window's logits (and the answer slots' for early exit) from the denoiser (core/cache.py): a full forward,
    or under a KV cache only the window against the stored keys/values, refreshed at each row's block boundaries;
    conditioning tensors follow the row selection;

@@ -23,7 +23,7 @@ from tests.core.test_cache import (
     run,
     tiny_lean,
 )
-from tests.core.test_corruption import uniform_state
+from tests.core.test_corruption import Recording, uniform_state
 from tests.core.toys import MixingDenoiser
 
 EVERY = (1, 3, 8)
@@ -139,6 +139,20 @@ def test_uniform_corruption_one_row(rule):
     assert_same([go(n) for n in EVERY])
 
 
+def test_self_conditioning_rows_finishing_at_different_steps():
+    """The previous step's logits of a row that finished inside a chunk are never read again."""
+    def go(n):
+        state = MaskedState.blank(3, 10, 10, prompt=None)
+        state.tokens[1, 3:8] = 1
+        state.frozen[1, 3:8] = True
+        return decode(Recording(self_conditioning=True, vocab=11, length=10), state, BUILTIN_RULES["confidence"](),
+                      schedule=BlockSchedule(steps=10), sync_every=n)
+
+    results = [go(n) for n in EVERY]
+    assert_same(results)
+    assert len(set(results[0].nfe.tolist())) > 1
+
+
 class _Reads:
     """Counts the calls that read a tensor's value back to the host (each is a device sync on a GPU)."""
 
@@ -205,31 +219,46 @@ def test_config_key_reaches_decode(toy_plugins, tmp_path):
     assert torch.equal(one.tokens, four.tokens) and torch.equal(one.nfe, four.nfe)
 
 
+def cuda_decode(rule: str, sync_every: int, mode: str, batch: int, *, uneven: bool = True, block: int = 4,
+                steps: int = GEN):
+    p = prompts(batch, seed=4).cuda()
+    model = tiny_lean(4, dtype=torch.float64, counting=False)
+    model.model.cuda()
+    state = MaskedState.blank(batch, GEN, MASK, prompt=p, device="cuda")
+    for row, cols in (UNEVEN if uneven else {}).items():
+        state.tokens[row, [3 + c for c in cols]] = 1
+        state.frozen[row, [3 + c for c in cols]] = True
+    return decode(model, state, BUILTIN_RULES[rule](**RULES[rule]), schedule=BlockSchedule(steps, block), cache=mode,
+                  capture="on", sync_every=sync_every)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("mode", ["none", "prefix", "dual"])
+@pytest.mark.parametrize("rule", sorted(RULES))
+def test_cuda_graph_chunks_give_the_one_step_tokens(rule, mode):
+    results = [cuda_decode(rule, n, mode, batch=4) for n in EVERY]
+    assert all(r.graphs > 0 for r in results)
+    assert_same(results)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("mode", ["none", "dual"])
 @pytest.mark.parametrize("rule", ["confidence", "klass"])
-def test_cuda_chunks_give_the_one_step_tokens_with_graphs_and_no_hidden_syncs(rule, mode):
-    """On the GPU: CUDA graphs, the same tokens for every sync_every, and (sync debug mode) no device sync inside a
-    chunk: the synchronising calls are at most a few per chunk."""
-    p = prompts(4, seed=4).cuda()
+def test_cuda_chunks_make_no_device_sync_between_syncs(rule, mode):
+    """torch.cuda's sync debug mode reports every synchronising call: with sync_every 8 at batch 1 they come at the
+    chunks' syncs (and the graphs' captures) only, far fewer than one step at a time."""
     results, synced = [], []
-    for n in EVERY:
-        model = tiny_lean(4, dtype=torch.float64, counting=False)
-        model.model.cuda()
-        state = MaskedState.blank(4, GEN, MASK, prompt=p, device="cuda")
-        for row, cols in UNEVEN.items():
-            state.tokens[row, [3 + c for c in cols]] = 1
-            state.frozen[row, [3 + c for c in cols]] = True
+    for n in (1, 8):
         torch.cuda.synchronize()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             torch.cuda.set_sync_debug_mode("warn")
             try:
-                results.append(decode(model, state, BUILTIN_RULES[rule](**RULES[rule]), schedule=BlockSchedule(GEN, 4),
-                                      cache=mode, capture="on", sync_every=n))
+                results.append(cuda_decode(rule, n, mode, batch=1, uneven=False, block=6, steps=GEN // 2))
             finally:
                 torch.cuda.set_sync_debug_mode("default")
         synced.append(sum("synchroniz" in str(w.message) for w in caught))
-    assert results[0].graphs > 0 and results[2].graphs > 0
+    one, eight = results
     assert_same(results)
-    assert synced[2] <= 4 * results[2].syncs < synced[0]
+    assert eight.syncs <= 3 < one.syncs
+    assert synced[1] <= 3 * (eight.syncs + eight.graphs) < synced[0], synced
