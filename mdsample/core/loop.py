@@ -295,8 +295,9 @@ def decode(
         stats=_statistics(None if state.uniform else state.mask_id, chooser, stats_dtype, confidence),
     )
     phase = None if editing is None else _EditPhase(editing, state.batch, blocks.steps, device)
-    chunks = Chunks(sync_every, blocks.count, blocks.length, blocks.steps, cache != "none")
-    k_max = None if sync_every == 1 else blocks.length
+    exact = (rule.schedule == "linear" and getattr(rule, "fixed_count", False) and early_exit is None
+             and answer_first is None and not (cache != "none" and cache_refresh))
+    chunks = Chunks(sync_every, blocks, cache != "none", exact)
     first = None if answer_first is None else torch.zeros_like(state.frozen).scatter(1, answer_first, True)
     previous: torch.Tensor | None = None  # the last step's logits, for a self-conditioned denoiser
     if early_exit is not None:
@@ -305,7 +306,8 @@ def decode(
     for cb in callbacks:
         cb.on_start(state)
 
-    step = syncs = left = 0  # left: steps still to issue in the current chunk (core/multistep.py)
+    step = syncs = 0
+    plan: list[int | None] = []  # the host bound of k of each step still to issue in this chunk (core/multistep.py)
     last = time.perf_counter()
     prev_rows = torch.zeros(0, dtype=torch.long)
     while True:
@@ -313,7 +315,7 @@ def decode(
         if phase is not None:
             state.finished &= ~phase.open | state.exited
         due = forward.due(progress.block)
-        if left == 0:
+        if not plan:
             extra = chunks.extra(state, progress)
             host = torch.stack([(~state.finished).long(), due.long(), progress.block, *extra]).cpu()  # the sync
             syncs += 1
@@ -325,14 +327,14 @@ def decode(
                 break
             rows = open_rows.to(device, non_blocking=True)
             full = rows.numel() == state.batch
-            left = chunks.size(host, open_rows)
+            plan = chunks.plan(host, open_rows)
             due_host, first_block = host[1][open_rows].bool(), int(host[2][open_rows].min())
             live = None  # every row of the chunk is open at its first step
         else:  # a step inside the chunk: which of its rows step is decided on the device
             live = ~(state.finished[rows] | due[rows])
             due = torch.zeros_like(due)
             due_host = torch.zeros_like(due_host)
-        left -= 1
+        k_max = plan.pop(0)
         tokens = state.tokens if full else state.tokens[rows]
 
         rel = progress.block[rows].unsqueeze(1) * blocks.length + offsets

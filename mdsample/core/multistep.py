@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import torch
 
+from mdsample.core.schedule import tokens_this_step
 from mdsample.errors import ConfigError
 
 
@@ -70,29 +71,62 @@ def check_sync_every(sync_every: int, rule, *, editing: bool = False, block_mode
 
 
 class Chunks:
-    """Plans the chunks of a decode: what the sync reads beyond the loop's own rows, and how many steps follow.
+    """Plans the chunks of a decode: what the sync reads beyond the loop's own rows, how many steps follow, and the
+    host bound of k (``StepContext.k_max``) each of them hands the rule.
 
-    ``count``/``length``/``steps``: the block layout (schedule.Blocks); ``cached``: a KV cache is in use.
+    ``blocks``: the decode's layout (schedule.Blocks); ``cached``: a KV cache is in use; ``exact``: every step's
+    counts can be foreseen on the host (a rule that commits exactly ``ctx.k`` positions per row with the linear
+    schedule, no early exit, no answer-first order, no periodic cache refresh). Then the plan replays the loop's
+    schedule for the chunk on the synced counts, and every step calls top-k with the very ``k.max()`` the one-step
+    loop reads (identical ties), and the chunk ends exactly when the last row finishes or, under a cache, when a
+    row's block ends. Otherwise every step takes the block length as its bound.
     """
 
-    def __init__(self, sync_every: int, count: int, length: int, steps: int, cached: bool):
-        self.every, self.count, self.length, self.steps, self.cached = sync_every, count, length, steps, cached
+    def __init__(self, sync_every: int, blocks, cached: bool, exact: bool):
+        self.every, self.blocks, self.cached, self.exact = sync_every, blocks, cached, exact
 
     def extra(self, state, progress) -> list[torch.Tensor]:
         """The per-row values [B] the sync also reads when chunks are longer than one step: the block step, the
-        masked count of the generation region and that of the active block (``progress``: the loop's _Progress)."""
+        masked count at the block's start, then the masked count of every block (``progress``: the loop's
+        _Progress)."""
         if self.every == 1:
             return []
-        counts = progress.block_counts(state)
-        return [progress.step, counts.sum(dim=1), counts.gather(1, progress.block.unsqueeze(1)).squeeze(1)]
+        return [progress.step, progress.n0, *progress.block_counts(state).T]
 
-    def size(self, host: torch.Tensor, open_rows: torch.Tensor) -> int:
-        """Steps in the chunk that starts now, from the synced rows ``host`` (loop rows, then ``extra``'s)."""
+    def plan(self, host: torch.Tensor, open_rows: torch.Tensor) -> list[int | None]:
+        """``k_max`` for each step of the chunk that starts now (its length is the chunk's), from the synced rows
+        ``host`` (the loop's rows: open, due, block; then ``extra``'s)."""
         if self.every == 1:
-            return 1
-        block, step, masked, block_masked = (host[i][open_rows] for i in (2, 3, 4, 5))
-        need = torch.minimum(masked, (self.count - block) * self.steps - step)
+            return [None]
+        block, step, n0 = (host[i][open_rows] for i in (2, 3, 4))
+        counts = host[5:].T[open_rows]
+        if self.exact:
+            return self._replay(block, step, n0, counts.clone())
+        steps = self.blocks.steps
+        need = torch.minimum(counts.sum(dim=1), (self.blocks.count - block) * steps - step)
         size = min(self.every, int(need.max()))
         if self.cached:
-            size = min(size, int(torch.minimum(block_masked, self.steps - step).min()))
-        return max(size, 1)
+            here = counts.gather(1, block.unsqueeze(1)).squeeze(1)
+            size = min(size, int(torch.minimum(here, steps - step).min()))
+        return [self.blocks.length] * max(size, 1)
+
+    def _replay(self, block: torch.Tensor, step: torch.Tensor, n0: torch.Tensor, counts: torch.Tensor) -> list[int]:
+        """The loop's linear schedule and block advance (_Progress) for up to ``every`` steps, on the host."""
+        blocks = self.blocks
+        left = counts.gather(1, block.unsqueeze(1)).squeeze(1)
+        plan: list[int] = []
+        while len(plan) < self.every and bool((left > 0).any()):
+            live = left > 0
+            spread = n0 if blocks.spread == "masked" else torch.full_like(n0, blocks.length)
+            k = torch.where(live, tokens_this_step("linear", spread, left, step, blocks.steps), 0)
+            plan.append(int(k.max()))
+            left, step = left - k, step + live.long()
+            counts.scatter_(1, block.unsqueeze(1), left.unsqueeze(1))
+            ended = live & (left == 0)
+            if self.cached and bool(ended.any()):
+                break  # that row's next step refreshes its cache: the next chunk starts with it
+            new = (counts > 0).long().argmax(dim=1)
+            fresh = counts.gather(1, new.unsqueeze(1)).squeeze(1)
+            block, n0 = torch.where(ended, new, block), torch.where(ended, fresh, n0)
+            left, step = torch.where(ended, fresh, left), torch.where(ended, 0, step)
+        return plan

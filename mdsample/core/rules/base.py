@@ -45,13 +45,15 @@ class Rule:
     "linear" as their fallback count. ``history`` > 0 asks the loop for that many past KL values per position.
     ``device_only`` says that ``select`` is pure tensor work given ``ctx.k_max`` (no ``.item()``, ``int(tensor)``,
     ``bool(tensor)`` or host copies), so decode may queue several steps without a host sync (``sync_every`` > 1);
-    a rule that leaves it False is only run with one sync per step.
+    a rule that leaves it False is only run with one sync per step. ``fixed_count`` says that ``select`` commits
+    exactly ``ctx.k`` positions per row, so the loop can foresee every step's counts on the host.
     """
 
     name: ClassVar[str]
     Config: ClassVar[type] = NoOptions
     schedule: ClassVar[str] = "linear"
     device_only: ClassVar[bool] = False
+    fixed_count: ClassVar[bool] = False
 
     def __init__(self, config: Any = None, **options: Any):
         self.config = config if config is not None else self.Config(**options)

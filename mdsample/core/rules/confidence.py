@@ -13,6 +13,7 @@ class Confidence(Rule):
 
     name = "confidence"
     device_only = True
+    fixed_count = True
 
     def select(self, stats: StepStats, ctx: StepContext) -> torch.Tensor:
         return top_k_mask(stats.conf, ctx.active, ctx.k, ctx.k_max)

@@ -13,6 +13,7 @@ class Entropy(Rule):
 
     name = "entropy"
     device_only = True
+    fixed_count = True
 
     def select(self, stats: StepStats, ctx: StepContext) -> torch.Tensor:
         return top_k_mask(-stats.entropy, ctx.active, ctx.k, ctx.k_max)

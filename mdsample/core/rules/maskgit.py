@@ -18,6 +18,7 @@ class MaskGIT(Rule):
 
     name = "maskgit"
     device_only = True
+    fixed_count = True
     Config = MaskGITConfig
     schedule = "cosine"
 

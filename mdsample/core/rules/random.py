@@ -13,6 +13,7 @@ class Random(Rule):
 
     name = "random"
     device_only = True
+    fixed_count = True
 
     def select(self, stats: StepStats, ctx: StepContext) -> torch.Tensor:
         scores = torch.rand(ctx.active.shape, generator=ctx.generator, device=ctx.active.device)
