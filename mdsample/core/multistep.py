@@ -15,8 +15,8 @@ discarded. Block advance is the device bookkeeping decode() always used (``_Prog
 block reads its new window at the next step without the host knowing. A refresh cannot be decided on the device (the
 call kind, full forward or cached queries, is chosen on the host), so a row whose block ends inside a chunk pauses
 until the next sync, whose first step refreshes it: rows are independent, so pausing a row changes none of its
-tokens. Nothing in a chunk reads the device: rules get a host bound of ``k`` (``StepContext.k_max``: the block
-length) instead of reading ``k.max()``, and the loop's window, statistics and commit are tensor operations.
+tokens. Nothing in a chunk reads the device: rules get a host bound of ``k`` (``StepContext.k_max``) instead of
+reading ``k.max()``, and the loop's window, statistics and commit are tensor operations.
 
 Why N replays queued back to back rather than one CUDA graph holding N whole steps: the captured call (core/capture.py)
 covers the denoiser and the statistics, the bulk of a step's kernels; the rule, the token draw and the commit run
@@ -25,19 +25,24 @@ per bucket) and rules are plugins whose kernels may not be capturable. Once the 
 eager launches overlap the previous step's replay, which is what the sync prevented; ms per step against N is the
 measure (benchmarks: ``decode.sync_every=N``).
 
-Chunk length: at most N, and no longer than the host can tell some row may still need (each live step commits at
-least one position per row, and a block runs at most its steps), so the last chunk issues few no-op steps; under a
-KV cache also no longer than the earliest block end among the rows, so that with a fixed schedule (every block
-running its steps) a chunk ends exactly where a refresh is due and no row pauses. These bounds only save work: the
-tokens never depend on where chunks end.
+The chunk plan (``Chunks``). For a rule that commits exactly ``k`` positions per row with the linear schedule
+(``Rule.fixed_count``: confidence, margin, entropy, random), the host replays the schedule and the block advance on
+the counts read at the sync: each step's ``k_max`` is then the very ``k.max()`` the one-step loop reads, so
+``torch.topk`` runs with the same k and breaks exact ties the same way, and the chunk ends exactly when the last row
+finishes (or, under a cache, at the first block end, so no row pauses). For other rules the bound is the block
+length, and a chunk is at most as long as some row may still need (each live step commits at least one position per
+row and a block runs at most its steps) and, under a cache, as the earliest block end allows; an adaptive rule may
+still issue up to N - 1 no-op steps at the end of a decode, and rows may pause under a cache. Chunk ends never
+change tokens, only the work done.
 
-Exactness: every row gets the tokens and NFE of ``sync_every`` 1. Two things depend on the whole batch and are
-defined as follows. Random draws (sampled tokens, the random and MaskGIT rules, uniform noise) are made for the
-chunk's rows, so they equal the one-step loop's while no row of the chunk has finished or paused (always at
-batch 1 without a cache); after that a seeded run is still reproducible but draws land on other rows. ``k_max``
-makes top-k take ``topk(block_length)`` and keep each row's first k, which picks the same positions as
-``topk(k)`` except, possibly, among positions whose scores tie exactly at the k-th place. Wall-clock seconds are
-charged per chunk to its rows.
+Exactness: every row gets the tokens, NFE and commit steps of ``sync_every`` 1, with two batch-level exceptions.
+Random draws (sampled tokens, the random and MaskGIT rules, uniform noise) are made for the chunk's rows, so they
+equal the one-step loop's while every row of the chunk is live (always at batch 1 without a cache, and for
+fixed-count rules whose rows finish together); after a row finished or paused inside a chunk a seeded run is still
+reproducible, but draws land on other rows, and no-op steps advance the generator. And where the bound replaces
+``k.max()`` (KLASS's top-k fallback, threshold with ``floor="schedule"``), top-k may order positions whose scores
+tie exactly at the k-th place differently (``topk(block_length)`` then each row's first k). Wall-clock seconds are
+charged per chunk to its rows; ``DecodeResult.steps`` counts batch steps, no-op ones included.
 
 Features decided on the host per step refuse N > 1 with a one-line ConfigError: post-mask editing (a row reopens
 for post-mask steps by counting edits, and it runs inside block diffusion's per-canvas loop), block-diffusion
