@@ -383,6 +383,8 @@ def decode(
         updated = tokens.scatter(1, head, new)
         if state.uniform:
             still = uncommitted.scatter(1, head, active[:, : blocks.length] & ~commit)
+            if live is not None:  # a paused row (under a cache) keeps its flags
+                still = torch.where(live.unsqueeze(1), still, uncommitted)
             state.uncommitted[rows] = still
             updated = torch.where(still, noise(tuple(updated.shape), denoiser.vocab_size, device, generator), updated)
         if early_exit is not None:

@@ -174,6 +174,28 @@ def test_self_conditioning_rows_finishing_at_different_steps():
     assert len(set(results[0].nfe.tolist())) > 1
 
 
+@pytest.mark.parametrize("threshold", [0.05, 0.2])
+def test_a_paused_uniform_row_keeps_its_noise_flags(threshold):
+    """Under a cache a row whose block ends inside a chunk pauses; on a uniform canvas its uncommitted flags stay, so
+    every position is still committed by a step of its own (draws land on other rows: core/multistep.py)."""
+    state = MaskedState.blank(4, GEN, -1, prompt=prompts(4, seed=4), corruption="uniform", vocab_size=MASK,
+                              generator=torch.Generator().manual_seed(0))
+    for row, cols in UNEVEN.items():
+        state.uncommitted[row, [3 + c for c in cols]] = False
+    result = decode(tiny_lean(4), state, BUILTIN_RULES["threshold"](threshold=threshold),
+                    schedule=BlockSchedule(GEN, 4), cache="dual", generator=torch.Generator().manual_seed(1),
+                    sync_every=8)
+    assert result.steps > result.nfe.max()  # rows paused
+    assert not state.masked.any()
+    steps = result.commit_step[:, 3:].view(4, GEN // 4, 4)  # rows, blocks, positions
+    free = torch.tensor([[c not in UNEVEN.get(r, []) for c in range(GEN)] for r in range(4)]).view(4, GEN // 4, 4)
+    assert ((steps >= 0) == free).all()
+    # one step commits inside one block: no commit step is shared by two blocks of a row
+    first, last = steps.masked_fill(~free, 10**6).amin(dim=2), steps.amax(dim=2)
+    assert all(last[r, b] < first[r, c] for r in range(4) for b in range(GEN // 4) for c in range(b + 1, GEN // 4)
+               if free[r, b].any() and free[r, c].any())
+
+
 class _Reads:
     """Counts the calls that read a tensor's value back to the host (each is a device sync on a GPU), except those
     of the chunk planner, which reads only the copy the sync brought to the host (core/multistep.py)."""
