@@ -41,8 +41,12 @@ equal the one-step loop's while every row of the chunk is live (always at batch 
 fixed-count rules whose rows finish together); after a row finished or paused inside a chunk a seeded run is still
 reproducible, but draws land on other rows, and no-op steps advance the generator. And where the bound replaces
 ``k.max()`` (KLASS's top-k fallback, threshold with ``floor="schedule"``), top-k may order positions whose scores
-tie exactly at the k-th place differently (``topk(block_length)`` then each row's first k). Wall-clock seconds are
-charged per chunk to its rows; ``DecodeResult.steps`` counts batch steps, no-op ones included.
+tie exactly at the k-th place differently (``topk(block_length)`` then each row's first k). All of this assumes, as
+decode()'s batch-equals-row-by-row promise does, that a row's logits do not depend on its batch: a chunk keeps a
+finished row in the batch (and the prefix cache's query columns of the chunk's first step) where the one-step loop
+would shrink the call, so kernels whose last bits depend on the shape (bf16 GEMMs on a GPU) can differ at batch > 1;
+at batch 1 every call has the one-step loop's shapes. Wall-clock seconds are charged per chunk to its rows;
+``DecodeResult.steps`` counts batch steps, no-op ones included.
 
 Features decided on the host per step refuse N > 1 with a one-line ConfigError: post-mask editing (a row reopens
 for post-mask steps by counting edits, and it runs inside block diffusion's per-canvas loop), block-diffusion
