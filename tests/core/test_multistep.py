@@ -264,7 +264,9 @@ def test_config_key_reaches_decode(toy_plugins, tmp_path):
 
 
 def cuda_decode(rule: str, sync_every: int, mode: str, batch: int, *, uneven: bool = True, block: int = 4,
-                steps: int = GEN):
+                steps: int = GEN, synced: list[int] | None = None):
+    """A decode on the GPU with the static (captured) step; with ``synced``, the decode call alone runs under torch's
+    sync debug mode and the number of synchronising calls it reports is appended."""
     p = prompts(batch, seed=4).cuda()
     model = tiny_lean(4, dtype=torch.float64, counting=False)
     model.model.cuda()
@@ -272,8 +274,20 @@ def cuda_decode(rule: str, sync_every: int, mode: str, batch: int, *, uneven: bo
     for row, cols in (UNEVEN if uneven else {}).items():
         state.tokens[row, [3 + c for c in cols]] = 1
         state.frozen[row, [3 + c for c in cols]] = True
-    return decode(model, state, BUILTIN_RULES[rule](**RULES[rule]), schedule=BlockSchedule(steps, block), cache=mode,
-                  capture="on", sync_every=sync_every)
+    rule_ = BUILTIN_RULES[rule](**RULES[rule])
+    torch.cuda.synchronize()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if synced is not None:
+            torch.cuda.set_sync_debug_mode("warn")
+        try:
+            result = decode(model, state, rule_, schedule=BlockSchedule(steps, block), cache=mode, capture="on",
+                            sync_every=sync_every)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    if synced is not None:
+        synced.append(sum("synchroniz" in str(w.message) for w in caught))
+    return result
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -291,18 +305,9 @@ def test_cuda_graph_chunks_give_the_one_step_tokens(rule, mode):
 def test_cuda_chunks_make_no_device_sync_between_syncs(rule, mode):
     """torch.cuda's sync debug mode reports every synchronising call: with sync_every 8 at batch 1 they come at the
     chunks' syncs (and the graphs' captures) only, far fewer than one step at a time."""
-    results, synced = [], []
-    for n in (1, 8):
-        torch.cuda.synchronize()
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            torch.cuda.set_sync_debug_mode("warn")
-            try:
-                results.append(cuda_decode(rule, n, mode, batch=1, uneven=False, block=6, steps=GEN // 2))
-            finally:
-                torch.cuda.set_sync_debug_mode("default")
-        synced.append(sum("synchroniz" in str(w.message) for w in caught))
-    one, eight = results
-    assert_same(results)
+    synced: list[int] = []
+    one, eight = (cuda_decode(rule, n, mode, batch=1, uneven=False, block=6, steps=GEN // 2, synced=synced)
+                  for n in (1, 8))
+    assert_same([one, eight])
     assert eight.syncs <= 3 < one.syncs
     assert synced[1] < synced[0] and synced[1] <= 3 * (eight.syncs + eight.graphs), synced
