@@ -126,6 +126,30 @@ def test_kv_caches_pause_rows_due_for_a_refresh(rule, mode, capture):
     assert_same([cached_decode(rule, mode, capture, n) for n in EVERY])
 
 
+ADAPTIVE = {"threshold-0.2": ("threshold", {"threshold": 0.2}), "threshold-0.05": ("threshold", {"threshold": 0.05}),
+            "klass-loose": ("klass", {"conf_threshold": 0.2, "kl_threshold": 1.0})}
+
+
+@pytest.mark.parametrize("capture", ["off", "on"])
+@pytest.mark.parametrize("mode", ["prefix", "dual"])
+@pytest.mark.parametrize("name", sorted(ADAPTIVE))
+def test_adaptive_rules_pause_rows_inside_chunks_under_a_cache(name, mode, capture):
+    """Blocks end after a varying number of steps: rows pause (no-op steps) until the next sync refreshes them."""
+    rule, options = ADAPTIVE[name]
+
+    def go(n):
+        state = MaskedState.blank(4, GEN, MASK, prompt=prompts(4, seed=4))
+        for row, cols in UNEVEN.items():
+            state.tokens[row, [3 + c for c in cols]] = 1
+            state.frozen[row, [3 + c for c in cols]] = True
+        return decode(tiny_lean(4), state, BUILTIN_RULES[rule](**options), schedule=BlockSchedule(GEN, 4),
+                      stats_dtype=torch.float64, cache=mode, capture=capture, sync_every=n)
+
+    results = [go(n) for n in EVERY]
+    assert_same(results)
+    assert results[2].steps > results[0].steps and results[2].syncs < results[0].syncs
+
+
 @pytest.mark.parametrize("mode", ["none", "dual"])
 def test_one_row_syncs_once_per_chunk(mode):
     """Batch 1, a fixed schedule of 3 steps per block: chunks end at block ends, where a refresh is due."""
