@@ -147,7 +147,7 @@ def test_adaptive_rules_pause_rows_inside_chunks_under_a_cache(name, mode, captu
 
     results = [go(n) for n in EVERY]
     assert_same(results)
-    assert results[2].steps > results[0].steps and results[2].syncs < results[0].syncs
+    assert results[2].steps > results[0].steps and results[2].syncs <= results[0].syncs  # rows paused
 
 
 @pytest.mark.parametrize("mode", ["none", "dual"])
