@@ -57,11 +57,12 @@ from __future__ import annotations
 
 import torch
 
-from mdsample.core.schedule import tokens_this_step
+from mdsample.core.rules.base import Rule
+from mdsample.core.schedule import Blocks, tokens_this_step
 from mdsample.errors import ConfigError
 
 
-def check_sync_every(sync_every: int, rule, *, editing: bool = False, block_model: bool = False) -> int:
+def check_sync_every(sync_every: int, rule: Rule, *, editing: bool = False, block_model: bool = False) -> int:
     """``sync_every`` validated against the decode's other features (one-line ConfigErrors)."""
     if isinstance(sync_every, bool) or not isinstance(sync_every, int) or sync_every < 1:
         raise ConfigError(f"decode.sync_every must be an integer >= 1 (1: sync every step), got {sync_every!r}")
@@ -91,7 +92,7 @@ class Chunks:
     row's block ends. Otherwise every step takes the block length as its bound.
     """
 
-    def __init__(self, sync_every: int, blocks, cached: bool, exact: bool):
+    def __init__(self, sync_every: int, blocks: Blocks, cached: bool, exact: bool):
         self.every, self.blocks, self.cached, self.exact = sync_every, blocks, cached, exact
 
     def extra(self, state, progress) -> list[torch.Tensor]:
