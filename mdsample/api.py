@@ -86,7 +86,7 @@ class Decoder:
                         stats_dtype=getattr(torch, cfg.decode.stats_dtype), confidence=cfg.decode.confidence,
                         callbacks=callbacks, early_exit=early_exit, cache=cfg.decode.cache,
                         cache_refresh=cfg.decode.cache_refresh, capture=cfg.decode.capture,
-                        answer_first=answer_first)
+                        answer_first=answer_first, sync_every=cfg.decode.sync_every)
         return correct(denoiser, result, self.corrector, self.chooser, conditioning, generator)
 
 

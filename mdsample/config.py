@@ -55,6 +55,7 @@ class DecodeConfig:
     cache_refresh: int = 0
     capture: str = "auto"
     compile: str = "auto"
+    sync_every: int = 1
     correct_steps: int = 0
     correct_positions: int = 2
     correct_pick: str = "random"
@@ -344,6 +345,8 @@ def _validate(cfg: DictConfig) -> None:
     if cfg.decode.cache_refresh < 0:
         raise ConfigError(f"decode.cache_refresh must be >= 0 (0: only at block boundaries), "
                           f"got {cfg.decode.cache_refresh}")
+    if cfg.decode.sync_every < 1:
+        raise ConfigError(f"decode.sync_every must be >= 1 (1: sync every step), got {cfg.decode.sync_every}")
     for key in ("n", "batch_size"):
         if cfg[key] < 1:
             raise ConfigError(f"{key} must be >= 1, got {cfg[key]}")

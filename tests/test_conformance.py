@@ -16,7 +16,7 @@ import torch
 from toy_domain import SuccessorDenoiser, ToyDomain
 
 from mdsample import plugin_manager
-from mdsample.core.rules import BUILTIN_RULES, Rule, StepContext, top_k_mask
+from mdsample.core.rules import BUILTIN_RULES, Rule, StepContext, ensure_progress, top_k_mask
 from mdsample.core.stats import StepStats
 from mdsample.domain import DomainOptions, Initial
 from mdsample.hookspecs import hookimpl
@@ -241,6 +241,27 @@ class BatchK(Rule):
         return top_k_mask(stats.conf, ctx.active, ctx.k.max().expand_as(ctx.k))
 
 
+class ReadsK(Rule):
+    """Declares device-only selection but lets top-k read k.max() back (no ctx.k_max): a sync every step."""
+
+    name = "reads-k"
+    device_only = True
+
+    def select(self, stats: StepStats, ctx: StepContext) -> torch.Tensor:
+        return top_k_mask(stats.conf, ctx.active, ctx.k)
+
+
+class CountsWrong(Rule):
+    """Declares that it commits exactly k positions, but commits every confident one: decode would misplan chunks."""
+
+    name = "counts-wrong"
+    device_only = True
+    fixed_count = True
+
+    def select(self, stats: StepStats, ctx: StepContext) -> torch.Tensor:
+        return ensure_progress(ctx.active & (stats.conf > 0.2), stats.conf, ctx.active)
+
+
 @dataclass
 class NamedConfig:
     name: str = "oops"
@@ -259,7 +280,7 @@ def broken_rules(toy_plugins):
     class Plugin:
         @hookimpl
         def register_samplers(self, register):
-            for rule in (CommitsFrozen, SometimesNothing, BatchK, NameInConfig):
+            for rule in (CommitsFrozen, SometimesNothing, BatchK, NameInConfig, ReadsK, CountsWrong):
                 register(rule)
 
     plugin_manager.register_plugin(Plugin(), "broken-rules")
@@ -272,8 +293,10 @@ def broken_rules(toy_plugins):
         (SometimesNothing, "select_contract", r"at least one committed position per row .*; saw nothing committed"),
         (BatchK, "rows_independent", "selected the same alone as in the batch"),
         (NameInConfig, "config", "may not have a field called 'name'"),
+        (ReadsK, "sync_free", r"read nothing back from the device.*; saw reads through __int__"),
+        (CountsWrong, "sync_free", r"exactly ctx.k positions per row"),
     ],
-    ids=["commits-frozen", "commits-nothing", "batch-dependent", "name-in-config"],
+    ids=["commits-frozen", "commits-nothing", "batch-dependent", "name-in-config", "reads-k", "counts-wrong"],
 )
 def test_a_broken_rule_fails_exactly_the_check_that_guards_it(broken_rules, rule, check, seen):
     found = failures_of(lambda: check_rule(rule.name))

@@ -1,8 +1,9 @@
 """decode(): the one iteration manager every rule and domain goes through.
 
 Per step, for the rows that are not finished (finished rows are dropped from the denoiser call and cost nothing):
-1. find the open rows with the step's one host sync, and each row's window: its active block (the first block that
-   still holds a masked position), plus the next block for rules with history;
+1. find the open rows with the step's one host sync (with ``sync_every`` N, once per N steps: between syncs the
+   rows' completion and block advance are decided on the device, core/multistep.py), and each row's window: its
+   active block (the first block that still holds a masked position), plus the next block for rules with history;
 2. get the window's logits (and the answer slots' for early exit) from the denoiser (core/cache.py): a full forward,
    or under a KV cache only the window against the stored keys/values, refreshed at each row's block boundaries;
    conditioning tensors follow the row selection;
@@ -38,6 +39,7 @@ from mdsample.core.capture import StepRunner
 from mdsample.core.choices import CONFIDENCES
 from mdsample.core.denoiser import Denoiser
 from mdsample.core.infill import EarlyExit
+from mdsample.core.multistep import Chunks, check_sync_every
 from mdsample.core.rules.base import Rule, StepContext, ensure_progress
 from mdsample.core.schedule import Blocks, BlockSchedule, tokens_this_step
 from mdsample.core.state import MaskedState, noise
@@ -48,8 +50,9 @@ from mdsample.errors import ConfigError
 
 @dataclass
 class DecodeResult:
-    """The finished canvases and what they cost: NFE and wall-clock seconds per row, commit step per position, and
-    how many CUDA graphs the captured step made (0: it ran eagerly)."""
+    """The finished canvases and what they cost: NFE and wall-clock seconds per row, commit step per position, how
+    many CUDA graphs the captured step made (0: it ran eagerly) and how many times the loop read the device's
+    bookkeeping back to the host (core/multistep.py). ``steps`` counts the batch steps issued, no-op ones included."""
 
     tokens: torch.Tensor
     nfe: torch.Tensor
@@ -58,6 +61,7 @@ class DecodeResult:
     steps: int
     state: MaskedState
     graphs: int = 0
+    syncs: int = 0
 
 
 class _Progress:
@@ -74,14 +78,15 @@ class _Progress:
         gen = state.masked[:, state.gen_start :]
         return gen.view(state.batch, self.blocks.count, self.blocks.length).sum(dim=-1)
 
-    def advance(self, state: MaskedState, rows: torch.Tensor) -> torch.Tensor:
-        """Step the given rows; returns, per row, how far its block moved (0 when it stays)."""
+    def advance(self, state: MaskedState, rows: torch.Tensor, live: torch.Tensor | None = None) -> torch.Tensor:
+        """Step the given rows (only the ``live`` ones when given: the others made a no-op step and did not change);
+        returns, per row, how far its block moved (0 when it stays)."""
         counts = self.block_counts(state)
         new_block = _first_nonzero(counts)
         moved = torch.zeros_like(self.block)
         moved[rows] = (new_block - self.block)[rows]
         stays = moved == 0
-        self.step[rows] += 1
+        self.step[rows] += 1 if live is None else live.long()
         self.step = torch.where(stays, self.step, torch.zeros_like(self.step))
         self.n0 = torch.where(stays, self.n0, counts.gather(1, new_block.unsqueeze(1)).squeeze(1))
         self.block = torch.where(stays, self.block, new_block)
@@ -139,10 +144,16 @@ class KLHistory:
         self.prev = torch.full((batch, window, vocab), self.log_eps, dtype=dtype, device=device)
         self.kl = torch.zeros(batch, window, length, dtype=dtype, device=device)
 
-    def update(self, rows: torch.Tensor, stats: StepStats) -> torch.Tensor:
+    def update(self, rows: torch.Tensor, stats: StepStats, live: torch.Tensor | None = None) -> torch.Tensor:
+        """Record this step's KL and distribution for ``rows`` (only the ``live`` ones when given)."""
         kl = stats.kl_from(self.prev[rows])
-        self.kl[rows] = torch.cat([self.kl[rows, :, 1:], kl.unsqueeze(-1)], dim=-1)
-        self.prev[rows] = stats.log_probs_eps
+        history = torch.cat([self.kl[rows, :, 1:], kl.unsqueeze(-1)], dim=-1)
+        prev = stats.log_probs_eps
+        if live is not None:
+            history = torch.where(live.view(-1, 1, 1), history, self.kl[rows])
+            prev = torch.where(live.view(-1, 1, 1), prev, self.prev[rows])
+        self.kl[rows] = history
+        self.prev[rows] = prev
         return self.kl[rows]
 
     def shift(self, moved: torch.Tensor, block: int) -> None:
@@ -240,6 +251,7 @@ def decode(
     capture: str = "auto",
     editing: Editing | None = None,
     answer_first: torch.Tensor | None = None,
+    sync_every: int = 1,
 ) -> DecodeResult:
     """Fill every masked position of ``state`` (in place) with ``rule`` choosing positions and ``chooser`` tokens.
 
@@ -252,11 +264,14 @@ def decode(
     (Editing); it needs one block per decode, as block diffusion gives each canvas (core/blocks.py).
     ``answer_first[B, A]`` (answer-slot positions) decodes those positions before any other: while a row has one of
     them masked, no other position is a candidate for its rule (the answer is committed before any reasoning, the
-    ablation of reasoning-as-infilling); it needs one block.
+    ablation of reasoning-as-infilling); it needs one block. ``sync_every`` N > 1 reads the loop's bookkeeping
+    back to the host once per N steps instead of every step, with the same tokens and NFE (core/multistep.py).
     """
     if confidence not in CONFIDENCES:
         raise ConfigError(f"decode.confidence={confidence!r} is unknown; choose one of: {', '.join(CONFIDENCES)}")
-    if hasattr(denoiser, "open") and hasattr(denoiser, "canvas_length"):
+    block_model = hasattr(denoiser, "open") and hasattr(denoiser, "canvas_length")
+    check_sync_every(sync_every, rule, editing=editing is not None, block_model=block_model)
+    if block_model:
         if answer_first is not None:
             raise ConfigError("answer-first decoding needs the answer slots in the decoded canvas; a block-diffusion "
                               "model generates canvas by canvas: drop decode.answer_first")
@@ -280,6 +295,9 @@ def decode(
         stats=_statistics(None if state.uniform else state.mask_id, chooser, stats_dtype, confidence),
     )
     phase = None if editing is None else _EditPhase(editing, state.batch, blocks.steps, device)
+    exact = (rule.schedule == "linear" and getattr(rule, "fixed_count", False) and early_exit is None
+             and answer_first is None and not (cache != "none" and cache_refresh))
+    chunks = Chunks(sync_every, blocks, cache != "none", exact)
     first = None if answer_first is None else torch.zeros_like(state.frozen).scatter(1, answer_first, True)
     previous: torch.Tensor | None = None  # the last step's logits, for a self-conditioned denoiser
     if early_exit is not None:
@@ -288,7 +306,8 @@ def decode(
     for cb in callbacks:
         cb.on_start(state)
 
-    step = 0
+    step = syncs = 0
+    plan: list[int | None] = []  # the host bound of k of each step still to issue in this chunk (core/multistep.py)
     last = time.perf_counter()
     prev_rows = torch.zeros(0, dtype=torch.long)
     while True:
@@ -296,15 +315,26 @@ def decode(
         if phase is not None:
             state.finished &= ~phase.open | state.exited
         due = forward.due(progress.block)
-        host = torch.stack([(~state.finished).long(), due.long(), progress.block]).cpu()  # the step's one sync
-        open_rows = host[0].nonzero().squeeze(1)
-        now = time.perf_counter()
-        state.wall_s[prev_rows] += now - last
-        last = now
-        if open_rows.numel() == 0:
-            break
-        rows = open_rows.to(device, non_blocking=True)
-        full = rows.numel() == state.batch
+        if not plan:
+            extra = chunks.extra(state, progress)
+            host = torch.stack([(~state.finished).long(), due.long(), progress.block, *extra]).cpu()  # the sync
+            syncs += 1
+            open_rows = host[0].nonzero().squeeze(1)
+            now = time.perf_counter()
+            state.wall_s[prev_rows] += now - last
+            last = now
+            if open_rows.numel() == 0:
+                break
+            rows = open_rows.to(device, non_blocking=True)
+            full = rows.numel() == state.batch
+            plan = chunks.plan(host, open_rows)
+            due_host, first_block = host[1][open_rows].bool(), int(host[2][open_rows].min())
+            live = None  # every row of the chunk is open at its first step
+        else:  # a step inside the chunk: which of its rows step is decided on the device
+            live = ~(state.finished[rows] | due[rows])
+            due = torch.zeros_like(due)
+            due_host = torch.zeros_like(due_host)
+        k_max = plan.pop(0)
         tokens = state.tokens if full else state.tokens[rows]
 
         rel = progress.block[rows].unsqueeze(1) * blocks.length + offsets
@@ -314,13 +344,14 @@ def decode(
         if previous is not None:
             cond = {**cond, "self_conditioning": previous[rows]}
         out = forward(tokens, cond, rows=rows, open_rows=open_rows,
-                      idx=idx, valid=valid, due=due, due_host=host[1][open_rows].bool(),
-                      first_block=int(host[2][open_rows].min()))
-        state.nfe[rows] += 1
+                      idx=idx, valid=valid, due=due, due_host=due_host, first_block=first_block)
+        state.nfe[rows] += 1 if live is None else live.long()
         win_tokens = tokens.gather(1, idx)
         uncommitted = state.masked[rows]  # a copy: the uniform flags are updated in place below
         in_block = valid & (offsets < blocks.length)
         active = uncommitted.gather(1, idx) & in_block
+        if live is not None:
+            active &= live.unsqueeze(1)
         if first is not None:
             active = _first_only(active, first[rows].gather(1, idx))
         if self_conditioning:
@@ -333,11 +364,11 @@ def decode(
         if rule.history:
             if history is None:
                 history = KLHistory(state.batch, window, out.window.shape[-1], rule.history, device, stats_dtype)
-            kl_history = history.update(rows, stats)
+            kl_history = history.update(rows, stats, live)
         remaining = active.sum(dim=1)
         n0 = progress.n0[rows] if blocks.spread == "masked" else torch.full_like(remaining, blocks.length)
         k = tokens_this_step(rule.schedule, n0, remaining, progress.step[rows], blocks.steps)
-        ctx = StepContext(active, k, progress.step[rows], blocks.steps, blocks.length, kl_history, generator)
+        ctx = StepContext(active, k, progress.step[rows], blocks.steps, blocks.length, kl_history, generator, k_max)
         chosen = ensure_progress(rule.select(stats, ctx) & active, stats.conf, active)
 
         head = idx[:, : blocks.length]
@@ -352,17 +383,21 @@ def decode(
         updated = tokens.scatter(1, head, new)
         if state.uniform:
             still = uncommitted.scatter(1, head, active[:, : blocks.length] & ~commit)
+            if live is not None:  # a paused row (under a cache) keeps its flags
+                still = torch.where(live.unsqueeze(1), still, uncommitted)
             state.uncommitted[rows] = still
             updated = torch.where(still, noise(tuple(updated.shape), denoiser.vocab_size, device, generator), updated)
         if early_exit is not None:
             exits, updated = _exit_early(early_exit, local_exit, out.answers, updated, rows, state.mask_id, chooser,
                                          generator)
-            state.exited[rows] |= exits
+            state.exited[rows] |= exits if live is None else exits & live
+        if live is not None:  # a row's no-op step keeps its canvas (and under uniform corruption its noise)
+            updated = torch.where(live.unsqueeze(1), updated, tokens)
         committed_rows = uncommitted & ~(state.uncommitted[rows] if state.uniform else updated == state.mask_id)
         state.tokens[rows] = updated
         marks = state.commit_step[rows]
         state.commit_step[rows] = torch.where(committed_rows, (state.nfe[rows] - 1).unsqueeze(1), marks)
-        moved = progress.advance(state, rows)
+        moved = progress.advance(state, rows, live)
         if history is not None:
             history.shift(moved, blocks.length)
         if callbacks:
@@ -375,7 +410,7 @@ def decode(
 
     for cb in callbacks:
         cb.on_end(state)
-    return DecodeResult(state.tokens, state.nfe, state.wall_s, state.commit_step, step, state, runner.captured)
+    return DecodeResult(state.tokens, state.nfe, state.wall_s, state.commit_step, step, state, runner.captured, syncs)
 
 
 def _first_only(active: torch.Tensor, first: torch.Tensor) -> torch.Tensor:

@@ -4,12 +4,16 @@ Why call ``select`` directly: the decode loop intersects every selection with th
 position to rows that chose none, so a rule that commits a frozen position, or nothing, still *seems* to work
 end to end; it only shows once the rule is used elsewhere or the loop's safety net changes. The checks therefore
 hold the rule to its documented contract on crafted situations (``rule_inputs``), and separately run it through
-``core.decode`` to show it integrates: it finishes, keeps frozen positions and is deterministic under a seed.
+``core.decode`` to show it integrates: it finishes, keeps frozen positions and is deterministic under a seed. What a
+rule declares for ``decode.sync_every`` is held to as well: ``device_only`` (select reads nothing back from the
+device) and ``fixed_count`` (select commits exactly ``ctx.k`` positions per row), on which core/multistep.py relies.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+from collections.abc import Iterator
 
 import torch
 from omegaconf import OmegaConf
@@ -108,6 +112,21 @@ def rule_checks(rule: type[Rule], *, seed: int = 0, device: str = "cpu") -> list
                        lambda alone=alone, i=i: f"alone {alone[0].nonzero().flatten().tolist()}, "
                        f"in the batch {batched[i].nonzero().flatten().tolist()}")
 
+    def sync_free() -> None:
+        made = instance("sync_free")
+        for s in rule_inputs.situations(made.history, rule.schedule, seed, dev):
+            ctx = dataclasses.replace(s.ctx, k_max=s.ctx.block_length)
+            if rule.device_only:
+                with _host_reads() as reads:
+                    guarded("select() with ctx.k_max", lambda s=s, ctx=ctx: made.select(s.stats, ctx))
+                expect(not reads, f"select() to read nothing back from the device, as Rule.device_only declares "
+                       f"({s.label})", lambda reads=reads: f"reads through {', '.join(sorted(set(reads)))}")
+            if rule.fixed_count:
+                chosen = guarded("select()", lambda s=s: made.select(s.stats, s.ctx))
+                counts = chosen.sum(dim=1)
+                expect(torch.equal(counts, s.ctx.k), f"exactly ctx.k positions per row, as Rule.fixed_count declares "
+                       f"({s.label})", lambda counts=counts, s=s: f"{counts.tolist()} for k {s.ctx.k.tolist()}")
+
     def decodes() -> None:
         made = instance("decode")
         length, block = 16, 8
@@ -139,6 +158,7 @@ def rule_checks(rule: type[Rule], *, seed: int = 0, device: str = "cpu") -> list
         ("select_contract", select_contract),
         ("deterministic", deterministic),
         ("rows_independent", rows_independent),
+        ("sync_free", sync_free),
         ("decode", decodes),
     ]
     source = source_of(rule)
@@ -147,3 +167,29 @@ def rule_checks(rule: type[Rule], *, seed: int = 0, device: str = "cpu") -> list
 
 def _args(s: rule_inputs.Situation) -> tuple:
     return s.stats, s.ctx
+
+
+_READS = ("cpu", "item", "tolist", "__int__", "__bool__", "__float__", "__index__")
+"""The Tensor methods that read a value back to the host: on a GPU each waits for the device (a sync)."""
+
+
+@contextlib.contextmanager
+def _host_reads() -> Iterator[list[str]]:
+    """The names of the host reads made inside the block (decode's ``sync_every`` needs rules that make none)."""
+    reads: list[str] = []
+    originals = {name: getattr(torch.Tensor, name) for name in _READS}
+
+    def counting(name, original):
+        def read(tensor, *args, **kwargs):
+            reads.append(name)
+            return original(tensor, *args, **kwargs)
+
+        return read
+
+    try:
+        for name, original in originals.items():
+            setattr(torch.Tensor, name, counting(name, original))
+        yield reads
+    finally:
+        for name, original in originals.items():
+            setattr(torch.Tensor, name, original)

@@ -18,6 +18,7 @@ class ARMED(Rule):
     """Leftmost contiguous run of masked positions with entropy < lambda (at most k_max); else the leftmost one."""
 
     name = "ar_med"
+    device_only = True
     Config = ARMEDConfig
 
     def select(self, stats: StepStats, ctx: StepContext) -> torch.Tensor:

@@ -23,7 +23,9 @@ class StepContext:
     ``active[b, W]``: masked positions of the active block (only these may be committed; columns >= block_length
     are the next block, present for rules with history). ``k[b]``: the schedule's count for this step, already in
     [1, remaining]. ``step_in_block[b]``: 0-based step index inside the row's block. ``kl_history[b, W, H]``: the
-    last H KL values per window position (rules with ``history`` > 0 only).
+    last H KL values per window position (rules with ``history`` > 0 only). ``k_max``: an upper bound of ``k`` known
+    on the host, or None; a rule hands it to ``top_k_mask`` so that selection reads nothing back from the device
+    (decode with ``sync_every`` > 1 sets it; None keeps the exact ``torch.topk(k)`` of the reference loops).
     """
 
     active: torch.Tensor
@@ -33,6 +35,7 @@ class StepContext:
     block_length: int
     kl_history: torch.Tensor | None = None
     generator: torch.Generator | None = None
+    k_max: int | None = None
 
 
 class Rule:
@@ -40,11 +43,17 @@ class Rule:
 
     ``schedule`` names the tokens-per-step schedule feeding ``ctx.k`` ("linear" or "cosine"); adaptive rules keep
     "linear" as their fallback count. ``history`` > 0 asks the loop for that many past KL values per position.
+    ``device_only`` says that ``select`` is pure tensor work given ``ctx.k_max`` (no ``.item()``, ``int(tensor)``,
+    ``bool(tensor)`` or host copies), so decode may queue several steps without a host sync (``sync_every`` > 1);
+    a rule that leaves it False is only run with one sync per step. ``fixed_count`` says that ``select`` commits
+    exactly ``ctx.k`` positions per row, so the loop can foresee every step's counts on the host.
     """
 
     name: ClassVar[str]
     Config: ClassVar[type] = NoOptions
     schedule: ClassVar[str] = "linear"
+    device_only: ClassVar[bool] = False
+    fixed_count: ClassVar[bool] = False
 
     def __init__(self, config: Any = None, **options: Any):
         self.config = config if config is not None else self.Config(**options)

@@ -12,6 +12,8 @@ class Confidence(Rule):
     """Top-k by confidence p(x0), k from the block's linear schedule (LLaDA low_confidence)."""
 
     name = "confidence"
+    device_only = True
+    fixed_count = True
 
     def select(self, stats: StepStats, ctx: StepContext) -> torch.Tensor:
-        return top_k_mask(stats.conf, ctx.active, ctx.k)
+        return top_k_mask(stats.conf, ctx.active, ctx.k, ctx.k_max)

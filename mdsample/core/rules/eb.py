@@ -17,6 +17,7 @@ class EntropyBounded(Rule):
     """Lowest-entropy prefix with sum(H) - max(H) <= gamma (optionally at most k_max), at least one position."""
 
     name = "eb"
+    device_only = True
     Config = EBConfig
 
     def select(self, stats: StepStats, ctx: StepContext) -> torch.Tensor:

@@ -12,6 +12,8 @@ class Entropy(Rule):
     """Top-k by lowest entropy, k from the block's linear schedule."""
 
     name = "entropy"
+    device_only = True
+    fixed_count = True
 
     def select(self, stats: StepStats, ctx: StepContext) -> torch.Tensor:
-        return top_k_mask(-stats.entropy, ctx.active, ctx.k)
+        return top_k_mask(-stats.entropy, ctx.active, ctx.k, ctx.k_max)

@@ -20,6 +20,7 @@ class KLASS(Rule):
     """Commit positions whose last H KLs are < kl_threshold and confidence > conf_threshold, else top-k by conf."""
 
     name = "klass"
+    device_only = True
     Config = KLASSConfig
 
     @property
@@ -34,7 +35,7 @@ class KLASS(Rule):
         if cfg.unmask_strategy != "all":
             ready = self._single(ready, stats, ctx)
         has_ready = ready.any(dim=-1, keepdim=True)
-        fallback = top_k_mask(stats.conf, ctx.active, ctx.k)
+        fallback = top_k_mask(stats.conf, ctx.active, ctx.k, ctx.k_max)
         return torch.where(has_ready, ready, fallback)
 
     def _single(self, ready: torch.Tensor, stats: StepStats, ctx: StepContext) -> torch.Tensor:
@@ -45,4 +46,4 @@ class KLASS(Rule):
             scores = -ctx.kl_history[..., -1]
         else:
             scores = torch.rand(ready.shape, generator=ctx.generator, device=ready.device)
-        return top_k_mask(scores, ready, one)
+        return top_k_mask(scores, ready, one, 1)

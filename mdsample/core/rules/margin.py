@@ -12,6 +12,8 @@ class Margin(Rule):
     """Top-k by margin p(top1) - p(top2), k from the block's linear schedule."""
 
     name = "margin"
+    device_only = True
+    fixed_count = True
 
     def select(self, stats: StepStats, ctx: StepContext) -> torch.Tensor:
-        return top_k_mask(stats.margin, ctx.active, ctx.k)
+        return top_k_mask(stats.margin, ctx.active, ctx.k, ctx.k_max)

@@ -17,6 +17,8 @@ class MaskGIT(Rule):
     """Cosine schedule; top-k of log p(x0) + annealed Gumbel noise (MaskGIT's choice temperature)."""
 
     name = "maskgit"
+    device_only = True
+    fixed_count = True
     Config = MaskGITConfig
     schedule = "cosine"
 
@@ -26,4 +28,4 @@ class MaskGIT(Rule):
         anneal = 1.0 - (ctx.step_in_block + 1).to(stats.dtype) / ctx.steps_per_block
         scale = (self.config.choice_temperature * anneal.clamp_min(0.0)).unsqueeze(-1)
         scores = torch.log(stats.conf.clamp_min(1e-30)) + scale * gumbel.to(stats.dtype)
-        return top_k_mask(scores, ctx.active, ctx.k)
+        return top_k_mask(scores, ctx.active, ctx.k, ctx.k_max)

@@ -18,6 +18,7 @@ class MED(Rule):
     """Positions with entropy < lambda, lowest first, at most k_max; else the single lowest-entropy one."""
 
     name = "med"
+    device_only = True
     Config = MEDConfig
 
     def select(self, stats: StepStats, ctx: StepContext) -> torch.Tensor:

@@ -18,11 +18,12 @@ class Threshold(Rule):
     """Every masked position with confidence > threshold, at least the most confident one (Fast-dLLM)."""
 
     name = "threshold"
+    device_only = True
     Config = ThresholdConfig
 
     def select(self, stats: StepStats, ctx: StepContext) -> torch.Tensor:
         chosen = ctx.active & (stats.conf > self.config.threshold)
         if self.config.floor == "schedule":
             short = (chosen.sum(dim=-1) < ctx.k).unsqueeze(-1)
-            return torch.where(short, top_k_mask(stats.conf, ctx.active, ctx.k), chosen)
+            return torch.where(short, top_k_mask(stats.conf, ctx.active, ctx.k, ctx.k_max), chosen)
         return ensure_progress(chosen, stats.conf, ctx.active)
