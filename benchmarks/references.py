@@ -1,8 +1,8 @@
 """The reference implementations the performance benchmarks time against, pinned by commit and sha256.
 
-They are public code, not the project's: they are fetched at benchmark time into the ignored folder
-``.reference/loops`` (``python benchmarks/text_throughput.py --fetch`` where there is network, or ``--fetch-from``
-git mirrors of the pinned repositories; the GPU machine has none, so carry the folder along) and never committed. Two kinds:
+They are public code, not the project's: they are fetched at benchmark time into the folder ``.reference/loops``
+(``python benchmarks/text_throughput.py --fetch`` where there is network, or ``--fetch-from`` git mirrors of the
+pinned repositories; the GPU machine has none, so carry the folder along) and never committed. Two kinds:
 
 * the decoding loops (LLaDA's ``generate``, KLASS's ``stable_confident_decode``, Fast-dLLM's prefix / dual cache
   loops): only their functions are executed, verbatim, without the files' script-level imports of tokenizers and

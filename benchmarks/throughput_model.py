@@ -64,7 +64,8 @@ class Shape:
     def linear_params(self) -> int:
         """Parameters of the GEMMs every computed token goes through (layers and output head)."""
         h, d = self.hidden_size, self.dim
-        layer = h * (self.num_heads + 2 * self.num_kv_heads) * d + self.num_heads * d * h + 3 * h * self.intermediate_size
+        attention = h * (self.num_heads + 2 * self.num_kv_heads) * d + self.num_heads * d * h
+        layer = attention + 3 * h * self.intermediate_size
         return self.num_layers * layer + self.vocab_size * h
 
 
