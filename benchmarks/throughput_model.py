@@ -192,7 +192,8 @@ def _find(rows: list[dict], **key) -> dict | None:
 def _check(target: str, preset: str, cell: str, value: float | None, limit: float, higher_is_better: bool = False,
            detail: str = "") -> dict:
     met = None if value is None else (value >= limit if higher_is_better else value <= limit)
-    return dict(target=target, preset=preset, cell=cell, value=value, limit=limit, met=met, detail=detail)
+    return dict(target=target, preset=preset, cell=cell, value=value, limit=limit, met=met, detail=detail,
+                higher_is_better=higher_is_better)
 
 
 def targets(rows: list[dict]) -> list[dict]:
