@@ -559,10 +559,9 @@ def main() -> None:
     if args.fetch_from:
         fetch_from_mirrors(Path(args.fetch_from))
         return
-    if args.small:
-        for key, value in SMALL.items():
-            if getattr(args, key) == parser.get_default(key):
-                setattr(args, key, value)
+    if args.small:  # SMALL as the defaults: what the command line gives still wins
+        parser.set_defaults(**SMALL)
+        args = parser.parse_args()
         torch.set_num_threads(1)  # a tiny model: intra-op threads only add synchronisation
     overrides = decode_overrides(args.decode, args.compile, args.sync_every)
     presets = names(args.presets, PRESETS, "--presets")
@@ -596,9 +595,12 @@ def main() -> None:
                     reference_error=missing, targets=targets(rows), skipped=skipped, rows=rows)
 
     def write() -> None:
-        """Rewrite the JSON, so that a run cut short keeps every finished row."""
+        """Rewrite the JSON, so that a run cut short keeps every finished row; through a rename, so that a run killed
+        while writing (``timeout`` on the device) leaves the previous file whole."""
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report(), indent=1) + "\n")
+        partial = out.with_suffix(".partial")
+        partial.write_text(json.dumps(report(), indent=1) + "\n")
+        partial.replace(out)
 
     print(json.dumps(dict(device_name=device_name, copy_bandwidth_gbs=copy_bw / 1e9, gemm_tflops=gemm / 1e12)))
     for name in presets:

@@ -158,7 +158,9 @@ def plan(rules: list[str], caches: list[str], captures: list[str], batches: list
     cells of batches x prompts (the batch sweep) get ``sweep_rules`` x ``sweep_caches``, captured. Order: (1) the
     plain loop and KLASS in every mode at the detail cells, with the forward row, and the reference loops after
     batch 1; (2) the plain loop across the sweep; (3) profiles; (4) the other rules at the detail cells, captured
-    before eager and batch 1 before larger; (5) the other sweep rules across the sweep.
+    before eager, the dual cache (the fastest mode) before the uncached and the prefix cache; (5) the other sweep rules
+    across the sweep. The guard skips what does not fit and goes on, so a cheap measurement late in the list still
+    runs when an expensive one before it did not.
     """
     first, capture = prompts[0], captures[0]
     detail = [b for b in batches if b in detail_batches]
@@ -179,7 +181,8 @@ def plan(rules: list[str], caches: list[str], captures: list[str], batches: list
             b, p = max(sweep, key=lambda cell: cell[0] * cell[1])
             out += [Spec("profile", b, p, "confidence", c, capture) for c in sweep_caches]
     others = [r for r in rules if r not in core]
-    out += [Spec("mdsample", b, first, r, c, cap) for cap in captures for b in detail for c in caches for r in others]
+    by_use = sorted(caches, key=lambda c: ("dual", "none", "prefix").index(c))  # the fastest mode first
+    out += [Spec("mdsample", b, first, r, c, cap) for cap in captures for c in by_use for b in detail for r in others]
     out += [Spec("mdsample", b, p, r, c, capture) for b, p in sweep for r in sweep_rules if r not in lead
             for c in sweep_caches]
     return out

@@ -23,12 +23,17 @@ MODE_NAMES = {"auto": "captured", "on": "captured", "off": "eager"}
 def merge(reports: list[dict]) -> dict:
     """One report of several processes' files: rows and skipped entries concatenated, presets side by side, and the
     device measurements kept per file (``runs``), since each process measured its own GPU."""
-    keep = ("device_name", "torch", "dtype", "copy_bandwidth_gbs", "gemm_tflops", "budget_s", "elapsed_s", "decode",
-            "reference_error")
+    keep = ("device_name", "torch", "dtype", "prompts", "copy_bandwidth_gbs", "gemm_tflops", "budget_s", "elapsed_s",
+            "decode", "reference_error")
     rows = [r for rep in reports for r in rep["rows"]]
+    presets: dict[str, dict] = {}
+    for rep in reports:  # one preset may be split over processes (prompts): keep what any of them filled in
+        for name, info in rep["presets"].items():
+            mine = presets.setdefault(name, {})
+            mine.update({k: v for k, v in info.items() if v or k not in mine})
     return dict(benchmark="text_throughput_sweep", device_name=reports[0]["device_name"],
                 runs=[{k: rep.get(k) for k in keep} | {"presets": sorted(rep["presets"])} for rep in reports],
-                presets={k: v for rep in reports for k, v in rep["presets"].items()},
+                presets=presets,
                 targets=targets(rows), skipped=[s for rep in reports for s in rep["skipped"]], rows=rows)
 
 
@@ -137,8 +142,9 @@ def render(report: dict) -> str:
     rows = [r for r in report["rows"] if r["kind"] != "failed"]
     out = [f"Device: {report['device_name']}", ""]
     for run in report.get("runs", [report]):
-        out.append(f"- {', '.join(run.get('presets') or report['presets'])}: copy bandwidth "
-                   f"{fmt(run['copy_bandwidth_gbs'], 0)} GB/s, bf16 GEMM peak {fmt(run['gemm_tflops'], 0)} TFLOP/s, "
+        out.append(f"- {', '.join(run.get('presets') or report['presets'])}, prompts {run.get('prompts')}: copy "
+                   f"bandwidth {fmt(run['copy_bandwidth_gbs'], 0)} GB/s, bf16 GEMM peak "
+                   f"{fmt(run['gemm_tflops'], 0)} TFLOP/s, "
                    f"torch {run['torch']}, decode options {run['decode'] or 'defaults'}"
                    + (f"; reference loops not run: {run['reference_error']}" if run.get("reference_error") else ""))
     out.append("")

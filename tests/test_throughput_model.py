@@ -75,6 +75,7 @@ def test_plan_puts_the_targets_denominators_first_and_covers_the_sweep_once():
     assert sweep == {(b, p) for b in (1, 8, 32) for p in (128, 1024)}
     eb = [s for s in specs if s.rule == "eb"]
     assert len(eb) == 2 * 2 * 2 and specs.index(eb[0]) > kinds.index("profile")
+    assert eb[:2] == [Spec("mdsample", 1, 128, "eb", "dual", "auto"), Spec("mdsample", 8, 128, "eb", "dual", "auto")]
     assert specs[-1] == Spec("mdsample", 32, 1024, "klass", "dual", "auto")
 
 
