@@ -340,7 +340,7 @@ class PresetRun:
         generator = torch.Generator().manual_seed(0)
         self.prompts = {p: torch.randint(0, 1000, (1, p), generator=generator).to(device)
                         for p in args.prompt_list}
-        self.warmed: set[tuple[int, int]] = set()
+        self.warmed: set[tuple[int, int, str]] = set()
         self.tokens: dict[tuple, torch.Tensor] = {}
         self.agree: dict[str, float] = {}
 
@@ -382,7 +382,8 @@ class PresetRun:
         step_ms = estimate_step_ms(self.roof(Spec("mdsample", spec.batch, spec.prompt, spec.rule, cache))
                                    ["roofline_kv_ms"], capture, measured)
         steps = {"mdsample": args.gen, "forward": 6, "profile": 3 * args.block}[spec.kind]  # profile: 2 blocks + tool
-        warm = 0 if (spec.batch, spec.prompt) in self.warmed else 2 * args.block
+        cold = spec.kind != "forward" and (spec.batch, spec.prompt, capture) not in self.warmed
+        warm = args.block if cold else 0
         return (steps + warm) * step_ms / 1e3
 
     def row(self, spec: Spec, **fields) -> dict:
@@ -391,8 +392,8 @@ class PresetRun:
                     capture=spec.capture, decode=self.overrides, floor_ms=self.floor_ms, **fields)
 
     def measure(self, spec: Spec) -> dict:
-        if spec.kind != "reference" and (spec.batch, spec.prompt) not in self.warmed:
-            self.warm_up(spec.batch, spec.prompt)
+        if spec.kind in ("mdsample", "profile") and (spec.batch, spec.prompt, spec.capture) not in self.warmed:
+            self.warm_up(spec.batch, spec.prompt, spec.capture)
         return {"mdsample": self.run_mdsample, "reference": self.run_reference, "forward": self.time_forward,
                 "profile": self.profile}[spec.kind](spec)
 
@@ -405,12 +406,12 @@ class PresetRun:
                       generator=torch.Generator(self.device).manual_seed(0), cache=cache, capture=capture,
                       callbacks=callbacks, **self.overrides)
 
-    def warm_up(self, batch: int, prompt: int) -> None:
-        """One block of the plain loop with the dual cache, captured and eager, at this batch and prompt: kernels,
-        cuBLAS's choices and the allocator's pools are then in place before anything is timed."""
-        for capture in self.args.capture_list:
-            self.decode("confidence", batch, self.prompts[prompt], self.args.block, "dual", capture, [])
-        self.warmed.add((batch, prompt))
+    def warm_up(self, batch: int, prompt: int, capture: str) -> None:
+        """One block of the plain loop with the dual cache at this batch, prompt and capture mode, before the first
+        timed decode there: kernels, cuBLAS's choices and the allocator's pools are then in place, so that the
+        whole-decode figures (tokens/s) are those of a warm process."""
+        self.decode("confidence", batch, self.prompts[prompt], self.args.block, "dual", capture, [])
+        self.warmed.add((batch, prompt, capture))
 
     def run_mdsample(self, spec: Spec) -> dict:
         clock = StepClock()

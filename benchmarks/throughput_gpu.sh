@@ -12,7 +12,7 @@
 set -uo pipefail
 : "${OUT:?set OUT to the output folder}"
 TOTAL=${TOTAL:-510}      # seconds from now by which every process must have ended
-DREAM_S=${DREAM_S:-330}  # GPU 1's share for Dream
+DREAM_S=${DREAM_S:-350}  # GPU 1's share for Dream
 TAG=${TAG:-h200}
 DEVICE=${DEVICE:-cuda}
 read -r -a TAIL <<< "${ARGS:-}"
