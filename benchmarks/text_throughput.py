@@ -20,20 +20,18 @@ been captured, block-boundary refreshes included), ``e2e_step_ms`` the whole dec
 ``tokens_per_s`` = batch * generation / whole decode, ``peak_gb`` the peak allocated memory; ``floor_ms`` the
 weight-read floor (parameter bytes / measured copy bandwidth) and ``roofline_ms`` max(weight-read time, FLOPs /
 measured bf16 GEMM peak) averaged over the same steps (the FLOP count: benchmarks/throughput_model.py);
-``decode`` the decode options passed through (``--decode``, ``--compile``, ``--sync-every``); ``t_s`` seconds since
-the start. Rows are written as they are measured, so a run cut short keeps them. ``--budget-s`` skips any
-measurement expected to end past the budget (listed under ``skipped`` with its estimate) and goes on with cheaper
-ones; the order (throughput_model.plan) puts what the targets need first.
+``decode`` the decode options passed through (``--decode``, ``--compile``, ``--sync-every``; a loop that syncs only
+every N steps may report its steps in bursts, which moves the start of the timed half by up to N steps of 128);
+``t_s`` seconds since the start. Rows are written as they are measured, so a run cut short keeps them.
+``--budget-s`` skips any measurement expected to end past the budget (listed under ``skipped`` with its estimate)
+and goes on with cheaper ones; the order (throughput_model.plan) puts what the targets need first.
 
 1. The reference loops: ``python benchmarks/text_throughput.py --fetch`` (network), or ``--fetch-from DIR`` with
    DIR holding git mirrors ``owner+name/repo`` of the pinned repositories; carry ``.reference/`` to the GPU machine.
-2. GPU, 2 x H200 in one call (each process its own GPU, its own file; see BENCHMARKS.md, issue 18):
-   CUDA_VISIBLE_DEVICES=0 python benchmarks/text_throughput.py --presets llada8b --references fast_dllm \
-       --budget-s 470 --out $OUT/text_throughput_sweep_llada8b_h200.json &
-   CUDA_VISIBLE_DEVICES=1 python benchmarks/text_throughput.py --presets dream7b --budget-s 470 \
-       --out $OUT/text_throughput_sweep_dream7b_h200.json &
-   then: python benchmarks/throughput_tables.py $OUT/text_throughput_sweep_*_h200.json
-3. CPU smoke test (about a minute): python benchmarks/text_throughput.py --small
+2. GPU, 2 x H200 in one call of about 9 minutes: ``OUT=... bash benchmarks/throughput_gpu.sh`` (LLaDA at prompt 128
+   with the reference loops on GPU 0; Dream, then LLaDA at prompt 1024, on GPU 1; each process its own JSON, then
+   ``python benchmarks/throughput_tables.py FILES --merged ...`` renders the tables and the target check).
+3. CPU smoke test (about 3 minutes on 2 cores; both presets, every path): python benchmarks/text_throughput.py --small
 """
 
 from __future__ import annotations
@@ -576,6 +574,8 @@ def main() -> None:
     device = torch.device(args.device)
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
     out = Path(args.out or f"benchmarks/results/text_throughput_sweep_{'_'.join(presets)}_{gpu_tag(device_name)}.json")
+    if not any(PRESETS[name].references for name in presets):
+        labels = []
     missing = references_missing() if labels else None
     if missing:
         print(f"reference loops skipped: {missing}", flush=True)
