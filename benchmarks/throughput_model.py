@@ -174,9 +174,11 @@ def plan(rules: list[str], caches: list[str], captures: list[str], batches: list
             out += [Spec("reference", 1, first, loop, model=m) for m in references for loop in REFERENCE_LOOPS]
     lead = [r for r in sweep_rules if r == "confidence"]
     out += [Spec("mdsample", b, p, r, c, capture) for b, p in sweep for r in lead for c in sweep_caches]
-    if profile:
+    if profile:  # the plain loop where each target is checked, and KLASS's dual-cache step next to it
         out += [Spec("profile", b, first, "confidence", c, capture) for b in detail for c in ("none", "dual")
                 if c in caches]
+        out += [Spec("profile", b, first, "klass", "dual", capture) for b in detail if "klass" in core
+                and "dual" in caches]
         if sweep:
             b, p = max(sweep, key=lambda cell: cell[0] * cell[1])
             out += [Spec("profile", b, p, "confidence", c, capture) for c in sweep_caches]
@@ -238,5 +240,7 @@ def targets(rows: list[dict]) -> list[dict]:
                                   None if base is None else r["step_ms"] / base["step_ms"], 1.03, detail=mode))
             if r["rule"] == "klass" and r.get("peak_gb"):
                 value = None if base is None or not base.get("peak_gb") else r["peak_gb"] / base["peak_gb"]
-                out.append(_check("KLASS peak / plain loop peak", preset, cell, value, 1.05, detail=mode))
+                working = "" if value is None or not base.get("working_gb") else \
+                    f"; above the resident weights {r['working_gb'] / base['working_gb']:.2f}x"
+                out.append(_check("KLASS peak / plain loop peak", preset, cell, value, 1.05, detail=mode + working))
     return out

@@ -78,15 +78,17 @@ def detail_tables(rows: list[dict], preset: str, prompt: int) -> list[str]:
 
 
 def sweep_table(rows: list[dict], preset: str) -> list[str]:
-    """Every captured run of the sweep rules across batch and prompt, against its roofline."""
-    ours = [r for r in rows if r["kind"] == "mdsample" and r["preset"] == preset and r["capture"] != "off"]
-    counts = {}
+    """Every captured run of the rules the batch sweep covers (those measured outside the detail cells, and the
+    plain loop and KLASS), across batch and prompt, against its roofline."""
+    ours = [r for r in rows if r["kind"] == "mdsample" and r["preset"] == preset]
+    modes: dict[tuple, set] = {}
     for r in ours:
-        counts[r["rule"]] = counts.get(r["rule"], set()) | {(r["batch"], r["prompt"])}
-    rules = [rule for rule, cells in counts.items() if len(cells) > 2]  # the rules the sweep covers
+        modes.setdefault((r["batch"], r["prompt"]), set()).add((r["cache"], r["capture"]))
+    detail = {cell for cell, seen in modes.items() if len(seen) > 1}
+    rules = {"confidence", "klass"} | {r["rule"] for r in ours if (r["batch"], r["prompt"]) not in detail}
     lines = []
-    for r in sorted((r for r in ours if r["rule"] in rules), key=lambda r: (r["prompt"], r["batch"], r["rule"],
-                                                                           r["cache"])):
+    chosen = [r for r in ours if r["rule"] in rules and r["capture"] != "off"]
+    for r in sorted(chosen, key=lambda r: (r["prompt"], r["batch"], r["rule"], r["cache"])):
         lines.append([str(r["prompt"]), str(r["batch"]), r["rule"], r["cache"], fmt(r["step_ms"]),
                       fmt(r["tokens_per_s"], 0), fmt(r.get("peak_gb"), 1), fmt(r["roofline_ms"], 2),
                       f"{fmt(r['weight_read_ms'], 2)} / {fmt(r['compute_ms'], 2)} / {fmt(r['kv_read_ms'], 2)}",
@@ -108,7 +110,8 @@ def profile_table(rows: list[dict], preset: str) -> list[str]:
     """Where a captured step's time goes: GPU kernel time by kind, and the GPU's idle time, against the roofline."""
     profiles = [r for r in rows if r["kind"] == "profile" and r["preset"] == preset]
     kinds = ("gemm", "attention", "elementwise/other", "copy")
-    lines = [[f"b{r['batch']} p{r['prompt']} {r['cache']}", fmt(r["wall_ms_per_step"], 2), fmt(r["gpu_ms_per_step"], 2),
+    lines = [[f"{r['rule']} b{r['batch']} p{r['prompt']} {r['cache']}", fmt(r["wall_ms_per_step"], 2),
+              fmt(r["gpu_ms_per_step"], 2),
               *[fmt(r["by_kind"].get(k, {}).get("ms_per_step"), 2) for k in kinds], fmt(r["idle_ms_per_step"], 2),
               fmt(r["kernels_per_step"], 0), fmt(r["roofline_ms"], 2), fmt(r.get("gemm_over_roofline"), 2)]
              for r in profiles]
