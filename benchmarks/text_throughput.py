@@ -363,7 +363,8 @@ class PresetRun:
     def roof(self, spec: Spec, gen: int | None = None, prompt: int | None = None, first: int | None = None) -> dict:
         gen = gen or self.args.gen
         return roofline(self.shape, self.cost, spec.cache or "none", spec.batch, prompt or spec.prompt, gen,
-                        self.args.block, self.window(spec.rule or "confidence"), gen, self.preset.shifted, first)
+                        self.args.block, self.window(spec.rule or "confidence"), gen, self.preset.shifted, first,
+                        int(self.overrides.get("cache_refresh", 0)))
 
     def estimate_s(self, spec: Spec, rows: list[dict]) -> float:
         """Seconds the measurement should take, warm-up included."""

@@ -80,13 +80,15 @@ class Device:
 
 
 def step_tokens(cache: str, batch: int, prompt: int, gen: int, block: int, window: int, step: int, steps: int,
-                shifted: bool) -> tuple[int, bool]:
+                shifted: bool, refresh_every: int = 0) -> tuple[int, bool]:
     """(query tokens computed, whether the step reads the stored keys/values) for step ``step`` of a decode of
-    ``steps`` steps over ``gen // block`` blocks; ``shifted``: Dream's left-neighbour queries in cached calls."""
+    ``steps`` steps over ``gen // block`` blocks; ``shifted``: Dream's left-neighbour queries in cached calls;
+    ``refresh_every``: decode.cache_refresh (a full forward also every that many steps into a block)."""
     length = prompt + gen
     blocks = max(gen // block, 1)
     k = step * blocks // steps
-    refresh = cache == "none" or step == 0 or (step - 1) * blocks // steps != k
+    into_block = step - -(-k * steps // blocks)
+    refresh = cache == "none" or into_block == 0 or (refresh_every > 0 and into_block % refresh_every == 0)
     if refresh:
         return batch * length, False
     queries = gen - k * block if cache == "prefix" else window
@@ -94,9 +96,9 @@ def step_tokens(cache: str, batch: int, prompt: int, gen: int, block: int, windo
 
 
 def step_cost(shape: Shape, device: Device, cache: str, batch: int, prompt: int, gen: int, block: int, window: int,
-              step: int, steps: int, shifted: bool) -> dict:
+              step: int, steps: int, shifted: bool, refresh_every: int = 0) -> dict:
     """FLOPs and the roofline terms (ms) of one step."""
-    tokens, reads_cache = step_tokens(cache, batch, prompt, gen, block, window, step, steps, shifted)
+    tokens, reads_cache = step_tokens(cache, batch, prompt, gen, block, window, step, steps, shifted, refresh_every)
     length = prompt + gen
     flops = 2 * shape.linear_params * tokens + 4 * shape.num_layers * shape.num_heads * shape.dim * tokens * length
     kv_bytes = batch * shape.num_layers * 2 * shape.num_kv_heads * shape.dim * length * device.element_bytes
@@ -108,10 +110,10 @@ def step_cost(shape: Shape, device: Device, cache: str, batch: int, prompt: int,
 
 
 def roofline(shape: Shape, device: Device, cache: str, batch: int, prompt: int, gen: int, block: int, window: int,
-             steps: int, shifted: bool, first: int | None = None) -> dict:
+             steps: int, shifted: bool, first: int | None = None, refresh_every: int = 0) -> dict:
     """The step costs averaged over steps ``first``..``steps - 1`` (default: the second half, as ``step_ms``)."""
     first = steps // 2 if first is None else first
-    costs = [step_cost(shape, device, cache, batch, prompt, gen, block, window, i, steps, shifted)
+    costs = [step_cost(shape, device, cache, batch, prompt, gen, block, window, i, steps, shifted, refresh_every)
              for i in range(first, steps)]
     mean = {k: sum(c[k] for c in costs) / len(costs) for k in costs[0]}
     return dict(flops_per_step=mean.pop("flops"), **mean)

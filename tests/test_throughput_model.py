@@ -38,6 +38,8 @@ def test_step_tokens_per_cache_mode():
     assert step_tokens("prefix", step=33, **args) == (2 * (256 - 32), True)  # block 1 and everything after it
     assert step_tokens("prefix", step=255, **args) == (2 * 32, True)
     assert step_tokens("dual", step=33, **{**args, "shifted": True}) == (2 * 64, True)  # Dream's left neighbours
+    assert step_tokens("dual", step=40, refresh_every=8, **args) == (2 * 384, False)  # decode.cache_refresh=8
+    assert step_tokens("dual", step=41, refresh_every=8, **args) == (2 * 32, True)
 
 
 def test_roofline_is_max_of_weight_read_and_compute_averaged_over_the_second_half():
