@@ -6,6 +6,12 @@
 #          plain loop and KLASS), the reference loops on Fast-dLLM's model, kernel profiles.
 #   GPU 1: Dream-7B, the same at prompts 128 and 1024 (DREAM_S seconds), then LLaDA-8B at prompt 1024, batches 1-64,
 #          with what is left.
+# Expected (H200: ~4.2 TB/s copy, ~750 TFLOP/s bf16 GEMM; H100 step times scaled; imports ~15 s per process):
+#   GPU 0: build 50 s (Fast-dLLM's model is initialised on the host first), batch 1 core 55 s, reference loops 80 s,
+#          batch 8 core 135 s (4 uncached decodes x 21 s), b32/b64 30 s, profiles 25 s -> ~390 s; the rest goes to
+#          the other rules' dual-cache steps at batches 1 and 8.
+#   GPU 1: Dream build 5 s, batch 1 core 55 s, batch 8 core 135 s, sweep 125 s (b64 p1024 alone ~42 s): the budget
+#          drops what does not fit; then LLaDA p1024: build 5 s, b1-b64 60 s, profile 10 s, KLASS b1-b32 35 s.
 # Then the tables (tables.md) and the merged JSON. DECODE="compile=on sync_every=8" passes decode options through;
 # ARGS is appended to every command (a CPU rehearsal of the schedule: DEVICE=cpu ARGS="--small --prompts 8,16
 # --batches 1,2" TOTAL=150 DREAM_S=70 OUT=/tmp/x bash benchmarks/throughput_gpu.sh).
