@@ -481,7 +481,7 @@ class PresetRun:
                         step_over_roofline=step_ms / roof["roofline_ms"])
 
     def profile(self, spec: Spec) -> dict:
-        """Kernel profile of the plain loop's steps in the second of two blocks, after that block's refresh, on a
+        """Kernel profile of the rule's steps in the second of two blocks, after that block's refresh, on a
         canvas of the measured length (the prompt lengthened by the generation it skips), so that each profiled step
         computes and attends to what a step of the measured decode does; with its roofline, it says where a step's
         time above the roofline goes: GEMMs above the compute/weight-read time, other kernels, and GPU idle time."""
@@ -547,7 +547,8 @@ def main() -> None:
                              "(e.g. compile=on sync_every=8)")
     parser.add_argument("--compile", choices=["auto", "on", "off"], help="shorthand for --decode compile=MODE")
     parser.add_argument("--sync-every", type=int, help="shorthand for --decode sync_every=N")
-    parser.add_argument("--profile", action="store_true", help="kernel profiles of the plain loop")
+    parser.add_argument("--profile", action="store_true",
+                        help="kernel profiles of the plain loop (and KLASS's dual-cache step) where targets are read")
     parser.add_argument("--budget-s", type=float, default=None,
                         help="wall-clock budget from the start: a measurement expected to end past it is skipped")
     parser.add_argument("--out", default=None,
