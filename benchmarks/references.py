@@ -1,8 +1,8 @@
 """The reference implementations the performance benchmarks time against, pinned by commit and sha256.
 
-They are public code, not the project's: they are fetched at benchmark time into the ignored folder
-``.reference/loops`` (``python benchmarks/text_throughput.py --fetch`` where there is network; the GPU machine has
-none, so carry the folder along) and never committed. Two kinds:
+They are public code, not the project's: they are fetched at benchmark time into the folder ``.reference/loops``
+(``python benchmarks/text_throughput.py --fetch`` where there is network, or ``--fetch-from`` git mirrors of the
+pinned repositories; the GPU machine has none, so carry the folder along) and never committed. Two kinds:
 
 * the decoding loops (LLaDA's ``generate``, KLASS's ``stable_confident_decode``, Fast-dLLM's prefix / dual cache
   loops): only their functions are executed, verbatim, without the files' script-level imports of tokenizers and
@@ -21,6 +21,7 @@ import json
 import math
 import os
 import shutil
+import subprocess
 import tempfile
 import urllib.request
 from pathlib import Path
@@ -73,6 +74,20 @@ def fetch() -> None:
         (REFERENCE_DIR / name).parent.mkdir(parents=True, exist_ok=True)
         (REFERENCE_DIR / name).write_bytes(data)
         print(f"fetched {url} -> {REFERENCE_DIR / name}")
+
+
+def fetch_from_mirrors(mirrors: Path) -> None:
+    """``fetch`` without network: the pinned files out of git mirrors ``mirrors/owner+name/repo`` (bare clones that
+    hold the pinned commits), sha256 checked the same way."""
+    for name, (repo, commit, path, digest) in REFERENCES.items():
+        git_dir = mirrors / repo.replace("/", "+") / "repo"
+        data = subprocess.run(["git", "-C", str(git_dir), "show", f"{commit}:{path}"], capture_output=True,
+                              check=True).stdout
+        if hashlib.sha256(data).hexdigest() != digest:
+            raise SystemExit(f"{git_dir} {commit}:{path}: sha256 differs from the pinned {digest}")
+        (REFERENCE_DIR / name).parent.mkdir(parents=True, exist_ok=True)
+        (REFERENCE_DIR / name).write_bytes(data)
+        print(f"copied {repo}@{commit[:12]}:{path} -> {REFERENCE_DIR / name}")
 
 
 def pinned(name: str) -> bytes:

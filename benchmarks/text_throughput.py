@@ -1,58 +1,82 @@
-"""Text decoding throughput on the LLaDA-8B shape: ms per step, tokens/s and peak memory of every rule, without and
-with KV caches and the captured step, next to the reference loops timed in the same run on the same model.
+"""Text decoding throughput on the LLaDA-8B and Dream-7B shapes (issues 10 and 18): ms per step, tokens/s, peak
+memory and the ratio to the step's roofline, for every rule, cache mode and capture mode, across batch sizes and
+prompt lengths, next to the reference loops timed in the same run on their own model.
 
-Model: the lean LLaDA module (models/lean.py) with random weights behind models/cached.py's CachingDenoiser; preset
-"llada8b" = 32 layers, d 4096, 32 heads, SwiGLU 12,288, vocab 126,464, bf16; canvas = prompt 128 + generation 256,
-blocks of 32, one token per step (KLASS with an unreachable confidence threshold so that its whole KL machinery runs
-and it still commits one token per step). The reference loops, LLaDA's ``generate``, KLASS's
-``stable_confident_decode`` and Fast-dLLM's ``generate_with_prefix_cache`` / ``generate_with_dual_cache``, are their
-own files, fetched at pinned commits (benchmarks/references.py), and run twice: on Fast-dLLM's own LLaDA modeling code
-holding the same weights (``model="fast_dllm"``: the system users run, which the targets compare against) and on the
-same lean module as ours through ``HFStyle``, which answers the transformers-style calls they make (``.logits``,
-``past_key_values``, ``replace_position``) (``model="lean"``: the loops' own cost, model speed factored out).
-KLASS and Fast-dLLM are batch-1 loops; LLaDA's runs at every batch size.
+Models: the lean module (models/lean.py) with random weights behind models/cached.py's CachedLean (preset
+"llada8b": 32 layers, d 4096, 32 heads, SwiGLU 12,288, vocab 126,464) or CachedDream (preset "dream7b": the shape
+benchmarks/native_forward.py builds: 28 layers, d 3584, 28 heads over 4 kv heads, SwiGLU 18,944, vocab 152,064,
+biased q/k/v, logits shifted by one), bf16. Canvas = prompt (``--prompts``, 128 and 1024) + generation 256, blocks of
+32, one token per step (KLASS with an unreachable confidence threshold, so that its whole KL machinery runs and it
+still commits one token per step).
 
-Per run: ``step_ms`` is the steady-state time per step (the second half of the decode, after every CUDA graph of the
-uncached and dual-cache runs has been captured; the prefix cache captures one graph per block, included),
-``e2e_step_ms`` the whole decode's wall-clock per step, ``tokens_per_s`` = batch * generation / whole decode,
-``peak_gb`` the peak allocated memory. ``floor_ms`` is the weight-read floor: parameter bytes / the device's measured
-copy bandwidth.
+The reference loops (LLaDA's ``generate``, KLASS's ``stable_confident_decode``, Fast-dLLM's
+``generate_with_prefix_cache`` / ``generate_with_dual_cache``) are their own files at pinned commits
+(benchmarks/references.py), run at batch 1 on Fast-dLLM's LLaDA modeling code holding the same weights as ours
+(``model="fast_dllm"``: what users run, what the targets compare against) and, optionally, on the lean module
+through ``HFStyle`` (``model="lean"``: the loops' own cost). They exist for LLaDA only; the Dream preset has none.
 
-1. Fetch the reference loops (needs network; the GPU machine has none, so fetch where there is one and carry the
-   ignored ``.reference/`` folder along):   python benchmarks/text_throughput.py --fetch
-2. GPU (each command fits in 10 minutes):
-   python benchmarks/text_throughput.py --device cuda --batches 1 --out benchmarks/results/text_throughput_b1_h100.json
-   python benchmarks/text_throughput.py --device cuda --batches 8 --out benchmarks/results/text_throughput_b8_h100.json
-   CPU smoke test (seconds):   python benchmarks/text_throughput.py --small
+Per row: ``step_ms`` is the steady-state time per step (the second half of the decode, after every CUDA graph has
+been captured, block-boundary refreshes included), ``e2e_step_ms`` the whole decode's wall-clock per step,
+``tokens_per_s`` = batch * generation / whole decode, ``peak_gb`` the peak allocated memory; ``floor_ms`` the
+weight-read floor (parameter bytes / measured copy bandwidth) and ``roofline_ms`` max(weight-read time, FLOPs /
+measured bf16 GEMM peak) averaged over the same steps (the FLOP count: benchmarks/throughput_model.py);
+``decode`` the decode options passed through (``--decode``, ``--compile``, ``--sync-every``; a loop that syncs only
+every N steps may report its steps in bursts, which moves the start of the timed half by up to N steps of 128);
+``t_s`` seconds since the start. Rows are written as they are measured, so a run cut short keeps them.
+``--budget-s`` skips any measurement expected to end past the budget (listed under ``skipped`` with its estimate)
+and goes on with cheaper ones; the order (throughput_model.plan) puts what the targets need first.
+
+1. The reference loops: ``python benchmarks/text_throughput.py --fetch`` (network), or ``--fetch-from DIR`` with
+   DIR holding git mirrors ``owner+name/repo`` of the pinned repositories; carry ``.reference/`` to the GPU machine.
+2. GPU, 2 x H200 in one call of about 9 minutes: ``OUT=... bash benchmarks/throughput_gpu.sh`` (LLaDA at prompt 128
+   with the reference loops on GPU 0; Dream, then LLaDA at prompt 1024, on GPU 1; each process its own JSON, then
+   ``python benchmarks/throughput_tables.py FILES --merged ...`` renders the tables and the target check).
+3. CPU smoke test (about 3 minutes on 2 cores; both presets, every path): python benchmarks/text_throughput.py --small
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
+import inspect
 import json
 import platform
+import re
 import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import torch
-from references import fetch, llada_reference_model, load_loops, reference_sdp
+from native_forward import SHAPES as FORWARD_SHAPES
+from references import REFERENCES, fetch, fetch_from_mirrors, llada_reference_model, load_loops, pinned, reference_sdp
+from throughput_model import DEFAULT_REFERENCE_STEP_MS, Device, Shape, Spec, estimate_step_ms, plan, roofline, targets
 
 from mdsample.core import BlockSchedule, MaskedState, decode
 from mdsample.core.callbacks import Callback
 from mdsample.core.rules import BUILTIN_RULES
-from mdsample.models.cached import CachedLean
+from mdsample.models.cached import CachedDream, CachedLean
 from mdsample.models.lean import LayerKV, LeanConfig, LeanTransformer, build_lean
 from mdsample.models.llada import convert_llada_weights
 
-MASK_ID = 126336
 SHAPES = {
-    "llada8b": dict(vocab_size=126464, hidden_size=4096, num_layers=32, num_heads=32, num_kv_heads=32,
-                    intermediate_size=12288),
-    "small": dict(vocab_size=126464, hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=2, intermediate_size=64),
+    "llada8b": FORWARD_SHAPES["llada8b"],
+    "dream7b": FORWARD_SHAPES["dream7b"],
+    "small": dict(vocab_size=126464, hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=2, intermediate_size=64,
+                  rope_theta=500000.0, norm_eps=1e-5),
+    "small_dream": dict(vocab_size=152064, hidden_size=32, num_layers=2, num_heads=4, num_kv_heads=2,
+                        intermediate_size=64, rope_theta=1000000.0, norm_eps=1e-6, qkv_bias=True),
 }
-"""The small shape keeps LLaDA's vocabulary (and mask id 126336, which KLASS's loop hard-codes)."""
+"""The small shapes keep the full vocabularies (and so the mask ids; KLASS's loop hard-codes LLaDA's) and the
+families' traits (Dream: grouped-query attention, q/k/v biases)."""
+PRESETS = {
+    "llada8b": SimpleNamespace(shape="llada8b", small="small", mask_id=126336, denoiser=CachedLean, shifted=False,
+                               references=True),
+    "dream7b": SimpleNamespace(shape="dream7b", small="small_dream", mask_id=151666, denoiser=CachedDream,
+                               shifted=True, references=False),
+}
+"""preset -> its shape, the CPU smoke test's shape, the mask id, the caching denoiser, whether logits are shifted,
+whether the reference loops (LLaDA's and Fast-dLLM's, all written for LLaDA) run on it."""
 
 RULE_OPTIONS = {"klass": {"conf_threshold": 2.0}}
 KLASS_REFERENCE = dict(conf_threshold=2.0, kl_threshold=0.01, kl_history_length=2, alg="klass", unmask_strategy="all")
@@ -84,9 +108,10 @@ class HFStyle:
 
 
 def build(shape: str, device: torch.device, dtype: torch.dtype, reference: bool):
-    """The lean model with random weights (normal, std 0.02; norms 1) and, with ``reference``, Fast-dLLM's own LLaDA
-    model holding the same weights (the lean one is loaded from it through the native LLaDA mapping)."""
-    cfg = LeanConfig(**SHAPES[shape], rope_theta=500000.0, norm_eps=1e-5)
+    """The lean model with random weights (normal, std 0.02; norms 1), made on the device in ``dtype``, and, with
+    ``reference``, Fast-dLLM's own LLaDA model holding the same weights (the lean one is loaded from it through the
+    native LLaDA mapping)."""
+    cfg = LeanConfig(**SHAPES[shape])
     if reference:
         own = llada_reference_model(cfg.num_layers, cfg.hidden_size, cfg.num_heads, cfg.num_kv_heads,
                                     cfg.intermediate_size, cfg.vocab_size, device, dtype)
@@ -95,12 +120,23 @@ def build(shape: str, device: torch.device, dtype: torch.dtype, reference: bool)
     with torch.device("meta"):
         model = LeanTransformer(cfg)
     model = model.to_empty(device=device).to(dtype)
-    for name, p in model.named_parameters():
-        if name.endswith("norm.weight"):
-            torch.nn.init.ones_(p)
-        else:
-            torch.nn.init.normal_(p, std=0.02)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            p.fill_(1.0) if name.endswith("norm.weight") else p.normal_(0.0, 0.02)
     return model.eval(), None
+
+
+def references_missing() -> str | None:
+    """Why the reference loops cannot run here (their files unfetched or not the pinned ones, or Fast-dLLM's
+    modeling code's one extra import absent), or None."""
+    try:
+        for name in REFERENCES:
+            pinned(name)
+    except SystemExit as missing:  # pinned() exits with the command that fetches the files
+        return str(missing)
+    if importlib.util.find_spec("einops") is None:
+        return "Fast-dLLM's modeling_llada.py imports einops, which is not installed"
+    return None
 
 
 def sync(device: torch.device) -> None:
@@ -119,9 +155,9 @@ def reset_peak(device: torch.device) -> float:
 
 def peaks(device: torch.device, resident: float) -> dict:
     """Peak allocated and reserved memory (GiB) since the window started, and ``working_gb``: the allocated peak
-    above what was resident at its start (the weights of both models stay resident all run, so the ratios the
-    targets name are given on both). A CUDA graph's replays do not allocate: its intermediates stay reserved in its
-    private pool, so the reserved peak bounds what a captured decode holds."""
+    above what was resident at its start (the weights, and Fast-dLLM's model while the references still need it).
+    A CUDA graph's replays do not allocate: its intermediates stay reserved in its private pool, so the reserved
+    peak bounds what a captured decode holds."""
     if device.type != "cuda":
         return dict(peak_gb=None, peak_reserved_gb=None, working_gb=None)
     peak = torch.cuda.max_memory_allocated(device) / 2**30
@@ -140,6 +176,30 @@ def bandwidth(device: torch.device, megabytes: int) -> float:
         dst.copy_(src)
     sync(device)
     return 2 * src.numel() * repeats / (time.perf_counter() - start)
+
+
+def gemm_peak(device: torch.device, dtype: torch.dtype, n: int, repeats: int = 20) -> float:
+    """FLOP/s of an n x n x n matmul in ``dtype`` (the roofline's compute term): the best of ``repeats`` timed with
+    CUDA events after a warm-up, so that clocks and cuBLAS's kernel choice have settled; wall-clock on the CPU."""
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    for _ in range(3):
+        a @ b
+    sync(device)
+    best = float("inf")
+    for _ in range(repeats):
+        if device.type == "cuda":
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            a @ b
+            end.record()
+            end.synchronize()
+            best = min(best, start.elapsed_time(end) / 1e3)
+        else:
+            t = time.perf_counter()
+            a @ b
+            best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best
 
 
 class StepClock(Callback):
@@ -162,62 +222,48 @@ def timing(start: float, times: list[float], steps: int, batch: int, gen: int) -
     return dict(steps=steps, step_ms=steady * 1e3, e2e_step_ms=total / steps * 1e3, tokens_per_s=batch * gen / total)
 
 
-def run_mdsample(den: CachedLean, rule: str, batch: int, cache: str, capture: str, args,
-                 prompt: torch.Tensor) -> tuple[dict, torch.Tensor]:
-    device = prompt.device
-    state = MaskedState.blank(batch, args.gen, MASK_ID, prompt=prompt.expand(batch, -1), device=device)
-    clock = StepClock()
-    sync(device)
-    resident = reset_peak(device)
-    start = time.perf_counter()
-    result = decode(den, state, BUILTIN_RULES[rule](**RULE_OPTIONS.get(rule, {})),
-                    schedule=BlockSchedule(args.gen, args.block), generator=torch.Generator(device).manual_seed(0),
-                    cache=cache, capture=capture, callbacks=[clock])
-    row = dict(kind="mdsample", rule=rule, batch=batch, cache=cache, capture=capture, graphs=result.graphs,
-               **timing(start, clock.times, result.steps, batch, args.gen), **peaks(device, resident))
-    return row, result.tokens
+def parse_value(text: str) -> int | float | str:
+    """A ``--decode`` value as the decode option takes it: an int, a float, or else the string."""
+    for kind in (int, float):
+        with contextlib.suppress(ValueError):
+            return kind(text)
+    return text
 
 
-def run_reference(name: str, fn, model, label: str, batch: int, args, prompt) -> tuple[dict, torch.Tensor]:
-    """One reference loop on ``model`` (``HFStyle`` over the lean module, or Fast-dLLM's own model: ``label``)."""
-    device = prompt.device
-    x = prompt.expand(batch, -1).clone()
-    sync(device)
-    resident = reset_peak(device)
-    start = time.perf_counter()
-    common = dict(steps=args.gen, gen_length=args.gen, block_length=args.block, temperature=0.0)
-    with torch.no_grad():
-        if name == "llada_generate":
-            tokens, steps = fn(model, x, mask_id=MASK_ID, **common), args.gen
-        elif name == "klass":
-            common.pop("temperature")
-            tokens, steps = fn(model, None, x, mask_id=MASK_ID, **common, **KLASS_REFERENCE)
-        else:
-            tokens, steps = fn(model, x, mask_id=MASK_ID, remasking="low_confidence", **common)
-    sync(device)
-    total = time.perf_counter() - start
-    row = dict(kind="reference", rule=name, model=label, batch=batch, cache=None, capture=None, graphs=0,
-               steps=int(steps), step_ms=total / int(steps) * 1e3, e2e_step_ms=total / int(steps) * 1e3,
-               tokens_per_s=batch * args.gen / total, **peaks(device, resident))
-    return row, tokens
+OWN_DECODE_OPTIONS = ("cache", "capture", "schedule", "generator", "callbacks")
+"""decode() arguments this benchmark sets itself (the cache and capture modes are swept with --caches / --captures)."""
 
 
-@torch.no_grad()
-def time_forward(model: LeanTransformer, batch: int, length: int, repeats: int, device) -> dict:
-    """One eager forward over the whole canvas (the plain loop's step without its statistics)."""
-    tokens = torch.randint(0, 1000, (batch, length), device=device)
-    model(tokens)
-    sync(device)
-    resident = reset_peak(device)
-    start = time.perf_counter()
-    for _ in range(repeats):
-        model(tokens)
-    sync(device)
-    return dict(kind="forward", rule=None, batch=batch, cache=None, capture=None, graphs=0, steps=repeats,
-                step_ms=(time.perf_counter() - start) / repeats * 1e3, **peaks(device, resident))
+def decode_overrides(pairs: list[str], compile_mode: str | None, sync_every: int | None) -> dict:
+    """``KEY=VALUE`` pairs (plus ``--compile`` / ``--sync-every``) as keyword arguments of core.decode(), checked
+    against its signature here, before any model is built, so that an option this checkout's decode() lacks (one
+    whose branch has not merged) stops the run at once with its name instead of failing every measurement."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key = key.strip().removeprefix("decode.")
+        if not sep or not key:
+            raise SystemExit(f"--decode {pair!r}: expected KEY=VALUE")
+        out[key] = parse_value(value.strip())
+    if compile_mode is not None:
+        out["compile"] = compile_mode
+    if sync_every is not None:
+        out["sync_every"] = sync_every
+    known = set(inspect.signature(decode).parameters) - set(OWN_DECODE_OPTIONS)
+    unknown = sorted(set(out) - known)
+    if unknown:
+        raise SystemExit(f"decode() here has no option(s) {unknown} (it takes {sorted(known)}); "
+                         "merge the branch that adds them, or drop them")
+    return out
 
 
-KERNEL_KINDS = (("gemm", ("gemm", "nvjet", "cutlass", "xmma", "cublas", "splitk")),
+def gpu_tag(name: str) -> str:
+    """A short file-name tag of a device name ("NVIDIA H200" -> "h200"; "cpu" when there is no model number)."""
+    found = re.search(r"\b([A-Z]+\d+[A-Za-z]*)\b", name)
+    return found.group(1).lower() if found else "cpu"
+
+
+KERNEL_KINDS = (("gemm", ("gemm", "nvjet", "cutlass", "xmma", "cublas", "splitk", "aten::mm", "aten::addmm")),
                 ("attention", ("attention", "fmha", "flash", "sdpa", "cudnn")),
                 ("copy", ("copy", "cat", "scatter", "index", "gather")))
 
@@ -228,14 +274,17 @@ def kernel_kind(name: str) -> str:
 
 
 class StepProfiler(Callback):
-    """torch.profiler over the decode's steps from ``start`` on (the graphs are captured by then): GPU kernel time
-    and launches per step by kind, against the wall-clock per step; the difference is time the GPU waited."""
+    """torch.profiler over the decode's steps after step ``start - 1`` (the graphs are captured by then): GPU kernel
+    time and launches per step by kind, against the wall-clock per step; the difference is time the GPU waited.
+    On the CPU (the smoke test) the operators' own CPU time stands in for the kernels'."""
 
-    def __init__(self, start: int):
+    def __init__(self, start: int, device: torch.device):
         from torch.profiler import ProfilerActivity, profile
 
         self.start, self.steps, self.t0 = start, 0, 0.0
-        self.prof = profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA])
+        cuda = device.type == "cuda"
+        self.prof = profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else []))
+        self.kind = torch.autograd.DeviceType.CUDA if cuda else torch.autograd.DeviceType.CPU
 
     def on_step(self, state, step, rows, committed) -> None:
         if step + 1 == self.start:
@@ -249,176 +298,352 @@ class StepProfiler(Callback):
         self.prof.stop()
         kinds: dict[str, list[float]] = {}
         for e in self.prof.key_averages():
-            if e.device_type == torch.autograd.DeviceType.CUDA and e.self_device_time_total > 0:
+            own_us = e.self_device_time_total if self.kind == torch.autograd.DeviceType.CUDA else e.self_cpu_time_total
+            if e.device_type == self.kind and own_us > 0:
                 entry = kinds.setdefault(kernel_kind(e.key), [0.0, 0])
-                entry[0] += e.self_device_time_total / 1e3
+                entry[0] += own_us / 1e3
                 entry[1] += e.count
         n = max(self.steps, 1)
-        self.result = dict(steps=self.steps, wall_ms_per_step=wall * 1e3 / n,
-                           gpu_ms_per_step=sum(v[0] for v in kinds.values()) / n,
+        gpu = sum(v[0] for v in kinds.values()) / n
+        self.result = dict(steps=self.steps, wall_ms_per_step=wall * 1e3 / n, gpu_ms_per_step=gpu,
+                           idle_ms_per_step=wall * 1e3 / n - gpu,
                            kernels_per_step=sum(v[1] for v in kinds.values()) / n,
                            by_kind={k: dict(ms_per_step=v[0] / n, kernels_per_step=v[1] / n) for k, v in kinds.items()})
 
 
-def profile_decode(den: CachedLean, batch: int, cache: str, args, prompt: torch.Tensor) -> dict:
-    """Kernel profile of the confidence rule's captured steps (two blocks; the second block's steps are profiled)."""
-    device = prompt.device
-    state = MaskedState.blank(batch, 2 * args.block, MASK_ID, prompt=prompt.expand(batch, -1), device=device)
-    profiler = StepProfiler(start=args.block + 1)
-    decode(den, state, BUILTIN_RULES["confidence"](), schedule=BlockSchedule(2 * args.block, args.block),
-           generator=torch.Generator(device).manual_seed(0), cache=cache, capture="auto", callbacks=[profiler])
-    return dict(kind="profile", rule="confidence", batch=batch, cache=cache, capture="auto", **profiler.result)
+class PresetRun:
+    """One preset's model (and, for LLaDA, Fast-dLLM's model with the same weights) and every measurement on it.
+
+    Each measurement returns its row; ``estimate_s`` says beforehand how long it should take, from the rows measured
+    so far (throughput_model.estimate_step_ms), which is what the budget guard reads.
+    """
+
+    def __init__(self, name: str, args, device: torch.device, copy_bw: float, gemm: float, labels: list[str],
+                 overrides: dict):
+        self.name, self.args, self.device, self.overrides = name, args, device, overrides
+        self.preset = PRESETS[name]
+        self.shape_name = self.preset.small if args.small else self.preset.shape
+        self.labels = labels if self.preset.references else []
+        dtype = getattr(torch, args.dtype)
+        model, self.own = build(self.shape_name, device, dtype, "fast_dllm" in self.labels)
+        self.model = model
+        self.den = self.preset.denoiser(model, self.preset.mask_id)
+        weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+        self.cost = Device(copy_bw, gemm, weight_bytes, torch.finfo(dtype).bits // 8)
+        self.shape = Shape.of(SHAPES[self.shape_name])
+        self.floor_ms = weight_bytes / copy_bw * 1e3
+        self.loops = load_loops() if self.labels else {}
+        self.runners = {"lean": (HFStyle(model), contextlib.nullcontext),
+                        "fast_dllm": (self.own, lambda: reference_sdp(self.own))}
+        generator = torch.Generator().manual_seed(0)
+        self.prompts = {p: torch.randint(0, 1000, (1, p), generator=generator).to(device)
+                        for p in args.prompt_list}
+        self.warmed: set[tuple[int, int, str]] = set()
+        self.tokens: dict[tuple, torch.Tensor] = {}
+        self.agree: dict[str, float] = {}
+
+    def info(self) -> dict:
+        return dict(shape=self.shape_name, config=SHAPES[self.shape_name], mask_id=self.preset.mask_id,
+                    weight_gb=self.cost.weight_bytes / 2**30, floor_ms=self.floor_ms,
+                    linear_params=self.shape.linear_params, reference_models=self.labels,
+                    same_tokens_as_reference=self.agree)
+
+    def drop_reference_model(self) -> None:
+        """Free Fast-dLLM's model once the reference loops are done: the batch sweep needs its memory."""
+        self.own = None
+        self.runners.pop("fast_dllm")
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    def window(self, rule: str) -> int:
+        """The loop's window (core/loop.py): one block, or two for a rule with history (it reads the next block)."""
+        history = BUILTIN_RULES[rule](**RULE_OPTIONS.get(rule, {})).history
+        return self.args.block * (2 if history and self.args.gen // self.args.block > 1 else 1)
+
+    def roof(self, spec: Spec, gen: int | None = None, prompt: int | None = None, first: int | None = None) -> dict:
+        gen = gen or self.args.gen
+        return roofline(self.shape, self.cost, spec.cache or "none", spec.batch, prompt or spec.prompt, gen,
+                        self.args.block, self.window(spec.rule or "confidence"), gen, self.preset.shifted, first,
+                        int(self.overrides.get("cache_refresh", 0)))
+
+    def estimate_s(self, spec: Spec, rows: list[dict]) -> float:
+        """Seconds the measurement should take, warm-up included."""
+        args = self.args
+        if spec.kind == "reference":
+            seen = [r["e2e_step_ms"] for r in rows if r["kind"] == "reference" and r.get("model") == spec.model]
+            per_step = max(seen, default=DEFAULT_REFERENCE_STEP_MS)
+            return (args.gen + args.block) * per_step / 1e3  # the timed loop and its one-block warm-up
+        cache, capture = (spec.cache, spec.capture) if spec.kind != "forward" else ("none", "off")
+        mode = [r for r in rows if r["kind"] == "mdsample" and r["preset"] == self.name
+                and (r["cache"], r["capture"]) == (cache, capture)]
+        same_rule = [r for r in mode if r["rule"] == spec.rule]  # KLASS costs more than the plain loop
+        measured = [(r["roofline_kv_ms"], r["e2e_step_ms"]) for r in same_rule or mode]
+        step_ms = estimate_step_ms(self.roof(Spec("mdsample", spec.batch, spec.prompt, spec.rule, cache))
+                                   ["roofline_kv_ms"], capture, measured)
+        steps = {"mdsample": args.gen, "forward": 6, "profile": 3 * args.block}[spec.kind]  # profile: 2 blocks + tool
+        cold = spec.kind != "forward" and (spec.batch, spec.prompt, capture) not in self.warmed
+        warm = args.block if cold else 0
+        return (steps + warm) * step_ms / 1e3
+
+    def row(self, spec: Spec, **fields) -> dict:
+        return dict(kind=spec.kind, preset=self.name, rule=spec.rule, model=spec.model, batch=spec.batch,
+                    prompt=spec.prompt, gen=self.args.gen, block=self.args.block, cache=spec.cache,
+                    capture=spec.capture, decode=self.overrides, floor_ms=self.floor_ms, **fields)
+
+    def measure(self, spec: Spec) -> dict:
+        if spec.kind in ("mdsample", "profile") and (spec.batch, spec.prompt, spec.capture) not in self.warmed:
+            self.warm_up(spec.batch, spec.prompt, spec.capture)
+        return {"mdsample": self.run_mdsample, "reference": self.run_reference, "forward": self.time_forward,
+                "profile": self.profile}[spec.kind](spec)
+
+    def decode(self, rule: str, batch: int, prompt: torch.Tensor, gen: int, cache: str, capture: str,
+               callbacks: list[Callback]):
+        state = MaskedState.blank(batch, gen, self.preset.mask_id, prompt=prompt.expand(batch, -1),
+                                  device=self.device)
+        return decode(self.den, state, BUILTIN_RULES[rule](**RULE_OPTIONS.get(rule, {})),
+                      schedule=BlockSchedule(gen, self.args.block),
+                      generator=torch.Generator(self.device).manual_seed(0), cache=cache, capture=capture,
+                      callbacks=callbacks, **self.overrides)
+
+    def warm_up(self, batch: int, prompt: int, capture: str) -> None:
+        """One block of the plain loop with the dual cache at this batch, prompt and capture mode, before the first
+        timed decode there: kernels, cuBLAS's choices and the allocator's pools are then in place, so that the
+        whole-decode figures (tokens/s) are those of a warm process."""
+        self.decode("confidence", batch, self.prompts[prompt], self.args.block, "dual", capture, [])
+        self.warmed.add((batch, prompt, capture))
+
+    def run_mdsample(self, spec: Spec) -> dict:
+        clock = StepClock()
+        sync(self.device)
+        resident = reset_peak(self.device)
+        start = time.perf_counter()
+        result = self.decode(spec.rule, spec.batch, self.prompts[spec.prompt], self.args.gen, spec.cache,
+                             spec.capture, [clock])
+        row = self.row(spec, graphs=result.graphs, window=self.window(spec.rule),
+                       **timing(start, clock.times, result.steps, spec.batch, self.args.gen),
+                       **peaks(self.device, resident), **self.roof(spec))
+        row["step_over_roofline"] = row["step_ms"] / row["roofline_ms"]
+        row["step_over_floor"] = row["step_ms"] / self.floor_ms
+        if spec.batch == 1 and spec.prompt == self.args.prompt_list[0]:
+            self.tokens[spec.rule, spec.cache, spec.capture] = result.tokens
+        return row
+
+    def run_reference(self, spec: Spec) -> dict:
+        """A reference loop (after a one-block warm-up of it) and how many of its tokens ours share (``agree``)."""
+        runner, switches = self.runners[spec.model]
+        with switches():
+            self.reference_loop(spec.rule, runner, spec.batch, self.args.block, spec.prompt)
+            row, tokens = self.reference_loop(spec.rule, runner, spec.batch, self.args.gen, spec.prompt)
+        capture = self.args.capture_list[0]
+        ours = {"llada_generate": ("confidence", "none"), "klass": ("klass", "none"),
+                "fast_dllm_prefix": ("confidence", "prefix"), "fast_dllm_dual": ("confidence", "dual")}[spec.rule]
+        mine = self.tokens.get((*ours, capture))
+        if mine is not None:
+            generated = slice(spec.prompt, None)
+            same = mine[:, generated] == tokens[:, generated].to(mine.device)
+            self.agree[f"b{spec.batch}:{spec.rule}:{spec.model}"] = same.float().mean().item()
+        return self.row(spec, **row)
+
+    def reference_loop(self, name: str, model, batch: int, gen: int, prompt: int) -> tuple[dict, torch.Tensor]:
+        fn, x = self.loops[name], self.prompts[prompt].expand(batch, -1).clone()
+        mask_id = self.preset.mask_id
+        sync(self.device)
+        resident = reset_peak(self.device)
+        start = time.perf_counter()
+        common = dict(steps=gen, gen_length=gen, block_length=self.args.block, temperature=0.0)
+        with torch.no_grad():
+            if name == "llada_generate":
+                tokens, steps = fn(model, x, mask_id=mask_id, **common), gen
+            elif name == "klass":
+                common.pop("temperature")
+                tokens, steps = fn(model, None, x, mask_id=mask_id, **common, **KLASS_REFERENCE)
+            else:
+                tokens, steps = fn(model, x, mask_id=mask_id, remasking="low_confidence", **common)
+        sync(self.device)
+        total = time.perf_counter() - start
+        return dict(graphs=0, steps=int(steps), step_ms=total / int(steps) * 1e3, e2e_step_ms=total / int(steps) * 1e3,
+                    tokens_per_s=batch * gen / total, **peaks(self.device, resident)), tokens
+
+    @torch.no_grad()
+    def time_forward(self, spec: Spec, repeats: int = 5) -> dict:
+        """One eager forward over the whole canvas (the plain loop's step without its statistics)."""
+        tokens = torch.randint(0, 1000, (spec.batch, spec.prompt + self.args.gen), device=self.device)
+        self.model(tokens)
+        sync(self.device)
+        resident = reset_peak(self.device)
+        start = time.perf_counter()
+        for _ in range(repeats):
+            self.model(tokens)
+        sync(self.device)
+        step_ms = (time.perf_counter() - start) / repeats * 1e3
+        roof = self.roof(Spec("forward", spec.batch, spec.prompt, cache="none"))
+        return self.row(spec, graphs=0, steps=repeats, step_ms=step_ms, **peaks(self.device, resident), **roof,
+                        step_over_roofline=step_ms / roof["roofline_ms"])
+
+    def profile(self, spec: Spec) -> dict:
+        """Kernel profile of the rule's steps in the second of two blocks, after that block's refresh, on a
+        canvas of the measured length (the prompt lengthened by the generation it skips), so that each profiled step
+        computes and attends to what a step of the measured decode does; with its roofline, it says where a step's
+        time above the roofline goes: GEMMs above the compute/weight-read time, other kernels, and GPU idle time."""
+        gen = 2 * self.args.block
+        prompt = spec.prompt + self.args.gen - gen
+        canvas = torch.randint(0, 1000, (1, prompt), generator=torch.Generator().manual_seed(1)).to(self.device)
+        profiler = StepProfiler(self.args.block + 1, self.device)
+        self.decode(spec.rule, spec.batch, canvas, gen, spec.cache, spec.capture, [profiler])
+        roof = self.roof(spec, gen=gen, prompt=prompt, first=self.args.block + 1)
+        gemm = profiler.result["by_kind"].get("gemm", {}).get("ms_per_step")
+        return self.row(spec, **profiler.result, **roof,
+                        wall_over_roofline=profiler.result["wall_ms_per_step"] / roof["roofline_ms"],
+                        gemm_over_roofline=None if gemm is None else gemm / roof["roofline_ms"])
 
 
-def find(rows: list[dict], **key) -> dict | None:
-    return next((r for r in rows if all(r.get(k) == v for k, v in key.items())), None)
+def ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x]
 
 
-def ratio(a: dict | None, b: dict | None, field: str = "step_ms") -> float | None:
-    return None if a is None or b is None or not b.get(field) else a[field] / b[field]
+def names(text: str, known, what: str) -> list[str]:
+    """A comma list checked against ``known`` ("all": every one of them)."""
+    chosen = sorted(known) if text == "all" else [x for x in text.split(",") if x]
+    unknown = sorted(set(chosen) - set(known))
+    if unknown:
+        raise SystemExit(f"{what}: unknown {unknown}; choose from {sorted(known)}")
+    return chosen
 
 
-def summarise(rows: list[dict], floor_ms: float, batches: list[int]) -> dict:
-    """The ratios the performance targets name, per batch size (None where a run is missing)."""
-    out: dict = {}
-    for b in batches:
-        def ours(rule: str = "confidence", cache: str = "none", capture: str = "auto") -> dict | None:
-            return find(rows, kind="mdsample", rule=rule, batch=b, cache=cache, capture=capture)
-
-        def reference(name: str, model: str) -> dict | None:
-            return find(rows, kind="reference", rule=name, model=model, batch=b)
-
-        plain, klass, dual, forward = ours(), ours("klass"), ours(cache="dual"), find(rows, kind="forward", batch=b)
-        fastest = min((r for r in rows if r["kind"] == "mdsample" and r["batch"] == b and r["rule"] == "confidence"),
-                      key=lambda r: r["step_ms"], default=None)
-        out[f"b{b}"] = {
-            "fastest_confidence": None if fastest is None else {k: fastest[k] for k in ("cache", "capture", "step_ms",
-                                                                                       "tokens_per_s")},
-            "dual_over_uncached_step": ratio(dual, plain),
-            "dual_over_uncached_eager_step": ratio(ours(cache="dual", capture="off"), ours(capture="off")),
-            "klass_over_plain_step": ratio(klass, plain),
-            "klass_eager_over_plain_eager_step": ratio(ours("klass", capture="off"), ours(capture="off")),
-            "klass_peak_over_forward_peak": ratio(klass, forward, "peak_gb"),
-            "klass_reserved_over_forward_reserved": ratio(klass, forward, "peak_reserved_gb"),
-            "klass_eager_peak_over_forward_peak": ratio(ours("klass", capture="off"), forward, "peak_gb"),
-            "klass_working_over_forward_working": ratio(klass, forward, "working_gb"),
-            "klass_eager_working_over_forward_working": ratio(ours("klass", capture="off"), forward, "working_gb"),
-            "dual_captured_step_over_floor": ratio(dual, {"step_ms": floor_ms}),
-            "uncached_captured_step_over_floor": ratio(plain, {"step_ms": floor_ms}),
-            "fastest_tokens_per_s_over_fast_dllm_prefix": {
-                model: ratio(fastest, reference("fast_dllm_prefix", model), "tokens_per_s")
-                for model in ("fast_dllm", "lean")},
-            "step_over_reference": {
-                model: {
-                    "confidence/llada_generate": ratio(plain, reference("llada_generate", model)),
-                    "klass/klass": ratio(klass, reference("klass", model)),
-                    "prefix/fast_dllm_prefix": ratio(ours(cache="prefix"), reference("fast_dllm_prefix", model)),
-                    "dual/fast_dllm_dual": ratio(dual, reference("fast_dllm_dual", model)),
-                } for model in ("fast_dllm", "lean")},
-        }
-    return out
+SMALL = dict(device="cpu", dtype="float32", prompts="8,16", gen=16, block=8, batches="1,2,3", detail_batches="1,2",
+             presets="llada8b,dream7b", profile=True)
+"""--small: the small shapes on the CPU in fp32 (where ours and the reference loops give the same tokens), every
+code path once: two prompts, detail batches 1 and 2, a sweep batch 3, both presets."""
 
 
 def main() -> None:
+    started = time.monotonic()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fetch", action="store_true", help="download the reference loops into .reference/loops")
-    parser.add_argument("--small", action="store_true", help="CPU smoke test: small shape, short canvas, fp32")
-    parser.add_argument("--shape", default="llada8b", choices=sorted(SHAPES))
+    parser.add_argument("--fetch-from", metavar="DIR",
+                        help="copy the reference loops from git mirrors DIR/owner+name/repo instead (no network)")
+    parser.add_argument("--small", action="store_true", help="CPU smoke test: " + SMALL.__repr__())
+    parser.add_argument("--presets", "--preset", default="llada8b", help=f"comma list of {sorted(PRESETS)}")
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"])
-    parser.add_argument("--batches", default="1,8")
-    parser.add_argument("--prompt", type=int, default=128)
+    parser.add_argument("--batches", default="1,8,32,64")
+    parser.add_argument("--detail-batches", default="1,8",
+                        help="batches (at the first prompt) where every rule runs in every cache and capture mode")
+    parser.add_argument("--prompts", default="128,1024", help="prompt lengths; the first is the detail cells'")
     parser.add_argument("--gen", type=int, default=256)
     parser.add_argument("--block", type=int, default=32)
-    parser.add_argument("--rules", default=",".join(sorted(BUILTIN_RULES)))
-    parser.add_argument("--caches", default="none,dual", help="caches every rule runs with")
-    parser.add_argument("--references", default="fast_dllm,lean",
-                        help="models the reference loops run on: fast_dllm (Fast-dLLM's own LLaDA modeling code, "
-                             "holding the same weights), lean (the same lean module as ours: the loops' own cost); "
+    parser.add_argument("--rules", default="all", help="rules at the detail cells (comma list, or all)")
+    parser.add_argument("--caches", default="none,prefix,dual", help="cache modes at the detail cells")
+    parser.add_argument("--captures", default="auto,off", help="capture modes at the detail cells; the first is "
+                                                              "the sweep's")
+    parser.add_argument("--sweep-rules", default="confidence,klass", help="rules at the other batch/prompt cells")
+    parser.add_argument("--sweep-caches", default="dual", help="cache modes at the other batch/prompt cells")
+    parser.add_argument("--references", default="fast_dllm",
+                        help="models the reference loops (LLaDA preset, batch 1) run on: fast_dllm (Fast-dLLM's "
+                             "LLaDA modeling code holding the same weights), lean (our module: the loops' own cost); "
                              "'' for none")
-    parser.add_argument("--profile", action="store_true", help="kernel profile of the captured steps (CUDA)")
-    parser.add_argument("--out", default=None, help="JSON file to write (default: print only)")
+    parser.add_argument("--decode", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                        help="decode() options passed to every decode of ours and recorded in every row "
+                             "(e.g. compile=on sync_every=8)")
+    parser.add_argument("--compile", choices=["auto", "on", "off"], help="shorthand for --decode compile=MODE")
+    parser.add_argument("--sync-every", type=int, help="shorthand for --decode sync_every=N")
+    parser.add_argument("--profile", action="store_true",
+                        help="kernel profiles of the plain loop (and KLASS's dual-cache step) where targets are read")
+    parser.add_argument("--budget-s", type=float, default=None,
+                        help="wall-clock budget from the start: a measurement expected to end past it is skipped")
+    parser.add_argument("--out", default=None,
+                        help="JSON file (default: benchmarks/results/text_throughput_sweep_<presets>_<gpu>.json)")
     args = parser.parse_args()
     if args.fetch:
         fetch()
         return
-    if args.small:
-        args.shape, args.device, args.dtype, args.prompt, args.gen, args.block = "small", "cpu", "float32", 8, 16, 8
-        args.batches = "1,2" if args.batches == "1,8" else args.batches
+    if args.fetch_from:
+        fetch_from_mirrors(Path(args.fetch_from))
+        return
+    if args.small:  # SMALL as the defaults: what the command line gives still wins
+        parser.set_defaults(**SMALL)
+        args = parser.parse_args()
         torch.set_num_threads(1)  # a tiny model: intra-op threads only add synchronisation
+    overrides = decode_overrides(args.decode, args.compile, args.sync_every)
+    presets = names(args.presets, PRESETS, "--presets")
+    rules = names(args.rules, BUILTIN_RULES, "--rules")
+    sweep_rules = names(args.sweep_rules, BUILTIN_RULES, "--sweep-rules")
+    caches = names(args.caches, ("none", "prefix", "dual"), "--caches")
+    sweep_caches = names(args.sweep_caches, ("none", "prefix", "dual"), "--sweep-caches")
+    args.capture_list = names(args.captures, ("auto", "on", "off"), "--captures")
+    labels = names(args.references, ("fast_dllm", "lean"), "--references")
+    args.prompt_list = ints(args.prompts)
     device = torch.device(args.device)
+    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
+    out = Path(args.out or f"benchmarks/results/text_throughput_sweep_{'_'.join(presets)}_{gpu_tag(device_name)}.json")
+    if not any(PRESETS[name].references for name in presets):
+        labels = []
+    missing = references_missing() if labels else None
+    if missing:
+        print(f"reference loops skipped: {missing}", flush=True)
+        labels = []
     torch.manual_seed(0)
-    labels = [m for m in args.references.split(",") if m]
-    if set(labels) - {"fast_dllm", "lean"}:
-        parser.error(f"--references: unknown model(s) {sorted(set(labels) - {'fast_dllm', 'lean'})}")
-    model, own = build(args.shape, device, getattr(torch, args.dtype), "fast_dllm" in labels)
-    den = CachedLean(model, MASK_ID)
-    prompt = torch.randint(0, 1000, (1, args.prompt), device=device)
-    batches = [int(b) for b in args.batches.split(",")]
-    weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
-    bw = bandwidth(device, 2048 if device.type == "cuda" else 64)
-    floor_ms = weight_bytes / bw * 1e3
-    refs = load_loops() if labels else {}
-    runners = {"lean": (HFStyle(model), contextlib.nullcontext), "fast_dllm": (own, lambda: reference_sdp(own))}
-    warm = argparse.Namespace(gen=args.block, block=args.block)
+    dtype = getattr(torch, args.dtype)
+    copy_bw = bandwidth(device, 2048 if device.type == "cuda" else 64)
+    gemm = gemm_peak(device, dtype, 8192 if device.type == "cuda" else 256)
     rows: list[dict] = []
-    agree: dict[str, float] = {}
+    skipped: list[dict] = []
+    infos: dict[str, dict] = {}
 
     def report() -> dict:
-        return dict(
-            benchmark="text_throughput", shape=args.shape, device=str(device),
-            device_name=torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
-            dtype=args.dtype, prompt=args.prompt, gen=args.gen, block=args.block, torch=torch.__version__,
-            weight_gb=weight_bytes / 2**30, copy_bandwidth_gbs=bw / 1e9, floor_ms=floor_ms,
-            same_tokens_as_reference=agree, reference_models=labels, summary=summarise(rows, floor_ms, batches),
-            rows=rows,
-        )
+        return dict(benchmark="text_throughput_sweep", device=str(device), device_name=device_name, dtype=args.dtype,
+                    torch=torch.__version__, prompts=args.prompt_list, gen=args.gen, block=args.block,
+                    decode=overrides, copy_bandwidth_gbs=copy_bw / 1e9, gemm_tflops=gemm / 1e12,
+                    budget_s=args.budget_s, elapsed_s=time.monotonic() - started, presets=infos,
+                    reference_error=missing, targets=targets(rows), skipped=skipped, rows=rows)
 
-    def record(row: dict) -> None:
-        """Print the row and rewrite the JSON, so that a run cut short keeps every finished row."""
-        rows.append(row)
-        print(json.dumps(row), flush=True)
-        if args.out:
-            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.out).write_text(json.dumps(report(), indent=2) + "\n")
+    def write() -> None:
+        """Rewrite the JSON, so that a run cut short keeps every finished row; through a rename, so that a run killed
+        while writing (``timeout`` on the device) leaves the previous file whole."""
+        out.parent.mkdir(parents=True, exist_ok=True)
+        partial = out.with_suffix(".partial")
+        partial.write_text(json.dumps(report(), indent=1) + "\n")
+        partial.replace(out)
 
-    rules = sorted(args.rules.split(","), key=lambda r: (r not in ("confidence", "klass"), r))
-    for batch in batches:
-        for capture in ("auto", "off"):
-            run_mdsample(den, "confidence", batch, "dual", capture, warm, prompt)  # kernels, allocator, cuBLAS
-        record(time_forward(model, batch, args.prompt + args.gen, 5, device))
-        if args.profile and device.type == "cuda":
-            for cache in ("none", "dual"):
-                record(profile_decode(den, batch, cache, args, prompt))
-        tokens = {}
-        for rule in rules[:2]:
-            for cache in args.caches.split(","):
-                row, tokens[rule, cache] = run_mdsample(den, rule, batch, cache, "auto", args, prompt)
-                record(row)
-        for rule, cache in (("confidence", "prefix"), ("confidence", "none"), ("confidence", "dual"),
-                            ("klass", "none")):
-            capture = "auto" if cache == "prefix" else "off"
-            row, tokens[rule, cache, capture] = run_mdsample(den, rule, batch, cache, capture, args, prompt)
-            record(row)
-        ours = {"llada_generate": ("confidence", "none"), "klass": ("klass", "none"),
-                "fast_dllm_prefix": ("confidence", "prefix", "auto"), "fast_dllm_dual": ("confidence", "dual")}
-        for label in labels:
-            runner, switches = runners[label]
-            for name, fn in refs.items():
-                if batch > 1 and name != "llada_generate":
-                    continue  # batch-1 loops
-                with switches():
-                    run_reference(name, fn, runner, label, batch, warm, prompt)
-                    row, ref_tokens = run_reference(name, fn, runner, label, batch, args, prompt)
-                if ours[name] in tokens:
-                    generated = slice(args.prompt, None)
-                    same = tokens[ours[name]][:, generated] == ref_tokens[:, generated].to(tokens[ours[name]].device)
-                    agree[f"b{batch}:{name}:{label}"] = same.float().mean().item()
-                record(row)
-        for rule in rules[2:]:
-            for cache in args.caches.split(","):
-                record(run_mdsample(den, rule, batch, cache, "auto", args, prompt)[0])
-    print(json.dumps({k: v for k, v in report().items() if k != "rows"}, indent=2))
+    print(json.dumps(dict(device_name=device_name, copy_bandwidth_gbs=copy_bw / 1e9, gemm_tflops=gemm / 1e12)))
+    for name in presets:
+        if args.budget_s is not None and time.monotonic() - started > args.budget_s:
+            skipped.append(dict(preset=name, kind="preset"))
+            continue
+        build_start = time.monotonic()
+        run = PresetRun(name, args, device, copy_bw, gemm, labels, overrides)
+        infos[name] = dict(run.info(), build_s=time.monotonic() - build_start)
+        specs = plan(rules, caches, args.capture_list, ints(args.batches), args.prompt_list,
+                     ints(args.detail_batches), sweep_rules, sweep_caches, run.labels,
+                     args.profile)
+        last_reference = max((i for i, s in enumerate(specs) if s.kind == "reference"), default=None)
+        write()
+        for i, spec in enumerate(specs):
+            estimate = run.estimate_s(spec, rows)
+            elapsed = time.monotonic() - started
+            if args.budget_s is not None and elapsed + estimate > args.budget_s:
+                skipped.append(dict(preset=name, **spec.key(), estimate_s=round(estimate, 1)))
+                print(f"skipped (expected {estimate:.0f} s, {args.budget_s - elapsed:.0f} s left): {spec.key()}",
+                      flush=True)
+            else:
+                try:
+                    row = run.measure(spec)
+                except RuntimeError as error:  # out of memory, most likely: the other measurements can still run
+                    row = dict(run.row(spec, failed=str(error).splitlines()[0][:300]), kind="failed", of=spec.kind)
+                    if device.type == "cuda":
+                        torch.cuda.empty_cache()
+                row.update(t_s=time.monotonic() - started, estimate_s=estimate)
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+            if i == last_reference:
+                run.drop_reference_model()
+            write()
+        del run
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    print(json.dumps({k: v for k, v in report().items() if k not in ("rows", "targets")}, indent=1))
+    print(f"wrote {out}")
+
 
 if __name__ == "__main__":
     main()
