@@ -54,6 +54,7 @@ from throughput_model import DEFAULT_REFERENCE_STEP_MS, Device, Shape, Spec, est
 
 from mdsample.core import BlockSchedule, MaskedState, decode
 from mdsample.core.callbacks import Callback
+from mdsample.core.compile import use_compile
 from mdsample.core.rules import BUILTIN_RULES
 from mdsample.models.cached import CachedDream, CachedLean
 from mdsample.models.lean import LayerKV, LeanConfig, LeanTransformer, build_lean
@@ -249,7 +250,7 @@ def decode_overrides(pairs: list[str], compile_mode: str | None, sync_every: int
         out["compile"] = compile_mode
     if sync_every is not None:
         out["sync_every"] = sync_every
-    known = set(inspect.signature(decode).parameters) - set(OWN_DECODE_OPTIONS)
+    known = (set(inspect.signature(decode).parameters) - set(OWN_DECODE_OPTIONS)) | {"compile"}
     unknown = sorted(set(out) - known)
     if unknown:
         raise SystemExit(f"decode() here has no option(s) {unknown} (it takes {sorted(known)}); "
@@ -400,10 +401,12 @@ class PresetRun:
                callbacks: list[Callback]):
         state = MaskedState.blank(batch, gen, self.preset.mask_id, prompt=prompt.expand(batch, -1),
                                   device=self.device)
+        options = dict(self.overrides)
+        use_compile(self.den, options.pop("compile", "off"), self.device)  # as api.Decoder does before decode()
         return decode(self.den, state, BUILTIN_RULES[rule](**RULE_OPTIONS.get(rule, {})),
                       schedule=BlockSchedule(gen, self.args.block),
                       generator=torch.Generator(self.device).manual_seed(0), cache=cache, capture=capture,
-                      callbacks=callbacks, **self.overrides)
+                      callbacks=callbacks, **options)
 
     def warm_up(self, batch: int, prompt: int, capture: str) -> None:
         """One block of the plain loop with the dual cache at this batch, prompt and capture mode, before the first
