@@ -54,7 +54,7 @@ class DecodeConfig:
     cache: str = "none"
     cache_refresh: int = 0
     capture: str = "auto"
-    compile: str = "auto"
+    compile: str = "off"
     sync_every: int = 1
     correct_steps: int = 0
     correct_positions: int = 2

@@ -55,7 +55,7 @@ def fresh_dynamo():
 
 
 def test_the_config_takes_compile_modes_and_names_the_choices_of_a_bad_one(toy_plugins):
-    assert resolve_config("toy", "confidence").decode.compile == "auto"
+    assert resolve_config("toy", "confidence").decode.compile == "off"
     assert resolve_config("toy", "confidence", dotlist=["decode.compile=off"]).decode.compile == "off"
     assert resolve_config("toy", "confidence", dotlist=["decode.compile=on"]).decode.compile == "on"  # YAML: True
     with pytest.raises(UnknownChoiceError) as error:
