@@ -180,19 +180,27 @@ def table(args: argparse.Namespace) -> None:
 
 
 def plot(results: list[str], path: Path) -> None:
-    """Validity and FCD/Test against mean NFE, one line per representation and rule (settings at the default
-    temperature)."""
+    """Validity and FCD/Test against mean NFE, one line per representation, rule and corrector kind (settings at the
+    default temperature; the corrector's positions per step and pick are part of the line's name, so a line joins
+    settings that differ only in their budget)."""
     from sweep import plot_quality_vs_nfe
 
     rows = []
     for result in results:
         report = json.loads(Path(result).read_text())
-        rows += [{"rule": f"{report['representation']} {row['rule']}"
-                  + (" + corrector" if row.get("correct_steps") else ""), "nfe_mean": row["nfe_mean"],
+        rows += [{"rule": f"{report['representation']} {row['rule']}" + _corrector_label(row), "nfe_mean": row["nfe_mean"],
                   "valid": row["metrics"]["valid"], "fcd": row["metrics"]["FCD/Test"]}
                  for row in report["rows"] if "decode.temperature" not in row["settings"]]
     panels = [("valid", "validity"), ("fcd", "FCD/Test (lower is better)")]
     plot_quality_vs_nfe(rows, path, "mean NFE per molecule", panels)
+
+
+def _corrector_label(row: dict) -> str:
+    """" + corrector x6" (random picks of 6 positions), " + corrector x12 conf", or "" without a corrector."""
+    if not row.get("correct_steps"):
+        return ""
+    pick = " conf" if row.get("correct_pick") == "confidence" else ""
+    return f" + corrector x{row['correct_positions']}{pick}"
 
 
 def _fmt(value: float | None) -> str:

@@ -26,16 +26,18 @@ def plot_quality_vs_nfe(rows: list[dict], path: Path, xlabel: str, panels: list[
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
     rules = list(dict.fromkeys(r["rule"] for r in rows))
-    colours = plt.get_cmap("tab20" if len(rules) > 10 else "tab10").colors  # one colour per line, none reused
+    height = max(4.0, 0.19 * len(rules) + 0.8)  # tall enough for the legend beside the panels
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), height), squeeze=False)
+    colours = plt.get_cmap("tab20" if len(rules) > 10 else "tab10").colors
+    styles = ("o-", "s--", "^:")  # past 20 lines a colour comes back with another marker and dash
     for i, rule in enumerate(rules):
         mine = sorted((r for r in rows if r["rule"] == rule), key=lambda r: r["nfe_mean"])
         for ax, (metric, _) in zip(axes[0], panels, strict=True):
-            ax.plot([r["nfe_mean"] for r in mine], [r[metric] for r in mine], "o-", label=rule,
-                    color=colours[i % len(colours)])
+            ax.plot([r["nfe_mean"] for r in mine], [r[metric] for r in mine], styles[i // len(colours) % 3],
+                    label=rule, color=colours[i % len(colours)])
     for ax, (_, ylabel) in zip(axes[0], panels, strict=True):
         ax.set(xlabel=xlabel, ylabel=ylabel, xscale=xscale)
-    axes[0][-1].legend(fontsize=8)
+    axes[0][-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1))  # beside the panels, never over
     fig.tight_layout()
     fig.savefig(path, dpi=120)
