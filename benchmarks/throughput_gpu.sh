@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Issue 18's throughput sweep in one device call on 2 x H200 (about 9 minutes; carry .reference/ for the reference
-# loops). Every process writes its JSON into $OUT after each measurement and stops starting measurements it does not
-# expect to finish in time (text_throughput.py --budget-s); `timeout` ends anything still running 20 s later.
+# Issue 18's throughput sweep in one device call on 2 x H200, or one run after another on one H200 (about 9
+# minutes; carry .reference/ for the reference loops). Every process writes its JSON into $OUT after each
+# measurement and stops starting measurements it does not expect to finish in time (text_throughput.py --budget-s); `timeout` ends anything still running 20 s later.
 #   GPU 0: LLaDA-8B at prompt 128: batches 1 and 8 in every rule x cache x capture mode, then 32 and 64 (dual cache,
 #          plain loop and KLASS), the reference loops on Fast-dLLM's model, kernel profiles.
 #   GPU 1: Dream-7B, the same at prompts 128 and 1024 (DREAM_S seconds), then LLaDA-8B at prompt 1024, batches 1-64,
@@ -17,6 +17,7 @@
 # --batches 1,2" TOTAL=150 DREAM_S=70 OUT=/tmp/x bash benchmarks/throughput_gpu.sh).
 set -uo pipefail
 : "${OUT:?set OUT to the output folder}"
+mkdir -p "$OUT"
 TOTAL=${TOTAL:-510}      # seconds from now by which every process must have ended
 DREAM_S=${DREAM_S:-350}  # GPU 1's share for Dream
 TAG=${TAG:-h200}
@@ -28,17 +29,21 @@ EXTRA=()
 if [ -n "${DECODE:-}" ]; then read -r -a opts <<< "$DECODE"; EXTRA=(--decode "${opts[@]}"); fi
 sweep() {  # sweep GPU SECONDS ARGS...: one process, its budget SECONDS from its start (imports take about 15 s)
   local gpu=$1 seconds=$2; shift 2
-  CUDA_VISIBLE_DEVICES=$gpu timeout $((seconds + 5)) python benchmarks/text_throughput.py --device "$DEVICE" --profile \
+  CUDA_VISIBLE_DEVICES=$gpu timeout $((seconds + 5)) python3 benchmarks/text_throughput.py --device "$DEVICE" --profile \
     --budget-s $((seconds - 35)) "${EXTRA[@]}" "$@" "${TAIL[@]}"
 }
-sweep 0 "$(left)" --presets llada8b --prompts 128 --references fast_dllm \
-  --out "$OUT/text_throughput_sweep_llada8b_p128_$TAG.json" > "$OUT/gpu0.log" 2>&1 &
-(
-  sweep 1 "$DREAM_S" --presets dream7b --out "$OUT/text_throughput_sweep_dream7b_$TAG.json"
-  sweep 1 "$(left)" --presets llada8b --prompts 1024 --detail-batches '' --references '' \
-    --out "$OUT/text_throughput_sweep_llada8b_p1024_$TAG.json"
-) > "$OUT/gpu1.log" 2>&1 &
-wait
-python benchmarks/throughput_tables.py "$OUT"/text_throughput_sweep_*_"$TAG".json \
+first() { sweep "$1" "$2" --presets llada8b --prompts 128 --references fast_dllm \
+  --out "$OUT/text_throughput_sweep_llada8b_p128_$TAG.json"; }
+dream() { sweep "$1" "$2" --presets dream7b --out "$OUT/text_throughput_sweep_dream7b_$TAG.json"; }
+long() { sweep "$1" "$2" --presets llada8b --prompts 1024 --detail-batches '' --references '' \
+  --out "$OUT/text_throughput_sweep_llada8b_p1024_$TAG.json"; }
+if [ "${GPUS:-$(nvidia-smi -L 2>/dev/null | grep -c GPU)}" -ge 2 ]; then
+  first 0 "$(left)" > "$OUT/gpu0.log" 2>&1 &
+  (dream 1 "$DREAM_S"; long 1 "$(left)") > "$OUT/gpu1.log" 2>&1 &
+  wait
+else  # one GPU (or a CPU rehearsal): the same three runs one after another, half the time to the first
+  (first 0 $((TOTAL / 2)); dream 0 $(($(left) * 2 / 3)); long 0 "$(left)") > "$OUT/gpu0.log" 2>&1
+fi
+python3 benchmarks/throughput_tables.py "$OUT"/text_throughput_sweep_*_"$TAG".json \
   --merged "$OUT/text_throughput_sweep_$TAG.json" > "$OUT/tables.md"
 tail -n 3 "$OUT"/gpu*.log
