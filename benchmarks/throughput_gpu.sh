@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Issue 18's throughput sweep in one device call on 2 x H200, or one run after another on one H200 (about 9
 # minutes; carry .reference/ for the reference loops). Every process writes its JSON into $OUT after each
-# measurement and stops starting measurements it does not expect to finish in time (text_throughput.py --budget-s); `timeout` ends anything still running 20 s later.
+# measurement and stops starting measurements it does not expect to finish in time (text_throughput.py
+# --budget-s); `timeout` ends anything still running 20 s later.
 #   GPU 0: LLaDA-8B at prompt 128: batches 1 and 8 in every rule x cache x capture mode, then 32 and 64 (dual cache,
 #          plain loop and KLASS), the reference loops on Fast-dLLM's model, kernel profiles.
 #   GPU 1: Dream-7B, the same at prompts 128 and 1024 (DREAM_S seconds), then LLaDA-8B at prompt 1024, batches 1-64,
