@@ -80,14 +80,15 @@ def correct(denoiser: Denoiser, result: DecodeResult, corrector: Corrector, choo
             scores = uniform
         else:  # Gumbel top-k: k draws without replacement, weights proportional to doubt
             scores = doubt.clamp_min(1e-6).log() - torch.log(-torch.log(uniform.clamp_min(1e-20)))
-        picked = torch.zeros_like(eligible).scatter_(
-            1, scores.masked_fill(~eligible, float("-inf")).topk(k, dim=1).indices, True) & eligible
+        index = scores.masked_fill(~eligible, float("-inf")).topk(k, dim=1).indices  # [B, k]
+        picked = torch.zeros_like(eligible).scatter_(1, index, True) & eligible
         logits = denoiser(state.tokens.masked_fill(picked, state.mask_id), **conditioning)
         drawn = chooser(logits, generator)
         state.tokens = torch.where(picked, drawn, state.tokens)
-        if corrector.pick == "confidence":
-            p = logits.float().softmax(dim=-1).gather(-1, drawn.unsqueeze(-1)).squeeze(-1)
-            doubt = torch.where(picked, 1.0 - p, doubt)
+        if corrector.pick == "confidence":  # the k picked positions' distributions only, not the whole canvas's
+            at = logits.gather(1, index.unsqueeze(-1).expand(-1, -1, logits.shape[-1])).float().softmax(dim=-1)
+            p = at.gather(-1, drawn.gather(1, index).unsqueeze(-1)).squeeze(-1)
+            doubt = doubt.scatter(1, index, 1.0 - p)  # a non-eligible index is never picked, so its doubt is moot
     rows = eligible.any(dim=1)
     state.nfe += rows.long() * corrector.steps
     state.wall_s += rows.cpu().double() * (time.perf_counter() - start)
