@@ -19,13 +19,15 @@ import time
 from pathlib import Path
 
 import torch
-from text_throughput import MASK_ID, RULE_OPTIONS, build, sync
+from text_throughput import PRESETS, RULE_OPTIONS, build, sync
 
 from mdsample.core import BlockSchedule, MaskedState, decode
 from mdsample.core.rules import BUILTIN_RULES
 from mdsample.models.cached import CachedLean
 
 OPTIONS = {**RULE_OPTIONS, "threshold": {"threshold": 0.9}}
+MASK_ID = PRESETS["llada8b"].mask_id
+"""LLaDA's mask id (the small shape keeps LLaDA's vocabulary, so it serves both)."""
 
 
 def timed(den: CachedLean, rule: str, batch: int, cache: str, every: int, args, prompt: torch.Tensor) -> tuple:
