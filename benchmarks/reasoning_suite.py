@@ -5,8 +5,9 @@ Phases (``--phases``, default all, in this order):
 * ``train``: the shipped model (every problem with its gold trace) and the base (traces for ``--trace-fraction`` of
   the problems, the others answers alone with the reasoning unobserved), side by side (on two GPUs when visible);
 * ``posterior``: the base in-fills traces given the answers of ``--traces`` train problems it saw without reasoning
-  (``mdsample posterior``), each scored by the answer's log-likelihood; ``--keep`` keeps that top fraction of
-  scores; the gold traces of the same problems are written beside them;
+  (``mdsample posterior``), each scored by the answer's log-likelihood (``score``) and by the trace's own
+  step-checking pseudo-likelihood (``trace_score``); ``--keep`` keeps that top fraction by ``--keep-by``; the gold
+  traces of the same problems are written beside them;
 * ``finetune``: the base fine-tuned on each trace set (posterior, gold) with the same steps, for each of ``--seeds``,
   all jobs at once, spread over the GPUs (a house model leaves an H200 mostly idle);
 * ``eval``: the shipped model with full reasoning, answer first (``decode.answer_first``), k = 1, 2, 4 positions per
@@ -220,27 +221,28 @@ def phase_posterior(suite: Suite) -> None:
                                       "progress=false"], suite.slots[0])
     suite.wait([proc])
     records = [json.loads(line) for line in traces.read_text().splitlines()]
-    scores = np.array([r["score"] for r in records])
+    scores = np.array([r[args.keep_by] for r in records])
     cut = float(np.quantile(scores, 1 - args.keep)) if args.keep < 1 else None
-    kept = [r for r in records if cut is None or r["score"] >= cut]
+    kept = [r for r in records if cut is None or r[args.keep_by] >= cut]
     gold = [{**r, "trace": suite.task.parse_prompt(r["prompt"]).reasoning, "score": None} for r in kept]
     exact = np.array([r["trace"] == g["trace"] for r, g in zip(kept, gold, strict=True)])
     write_jsonl(suite.work / "posterior.jsonl", kept)
     write_jsonl(suite.work / "gold.jsonl", gold)
     steps = np.array([suite.task.steps_right(suite.task.parse_prompt(r["prompt"]), r["trace"]) for r in kept])
     suite.results["posterior"] = {
-        "traces": len(records), "kept": len(kept), "score_cut": cut, "score_mean": float(scores.mean()),
-        "exact_trace_rate": float(exact.mean()), "step_accuracy": float(steps.mean()),
-        "exact_rate_kept_vs_dropped": _split_rate(records, cut, suite.task)}
+        "traces": len(records), "kept": len(kept), "keep_by": args.keep_by, "score_cut": cut,
+        "score_mean": float(scores.mean()), "exact_trace_rate": float(exact.mean()),
+        "step_accuracy": float(steps.mean()),
+        "exact_rate_kept_vs_dropped": _split_rate(records, cut, suite.task, args.keep_by)}
     suite.log(f"posterior: {json.dumps(suite.results['posterior'])}")
     suite.save()
 
 
-def _split_rate(records: list[dict], cut: float | None, task: ChainTask) -> list[float | None]:
+def _split_rate(records: list[dict], cut: float | None, task: ChainTask, key: str) -> list[float | None]:
     """Exact-trace rate of the traces the filter keeps and of those it drops (None when a side is empty)."""
     out = []
     for side in (True, False):
-        mine = [r for r in records if (cut is None or r["score"] >= cut) == side]
+        mine = [r for r in records if (cut is None or r[key] >= cut) == side]
         out.append(float(np.mean([r["trace"] == task.parse_prompt(r["prompt"]).reasoning for r in mine]))
                    if mine else None)
     return out
@@ -341,7 +343,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--eval-reserve", type=float, default=0.1, help="share of --minutes kept for the evals")
     parser.add_argument("--ops", type=int, default=8, help="operations per chain (domain.ops)")
     parser.add_argument("--trace-fraction", type=float, default=0.05, help="problems the base sees with traces")
-    parser.add_argument("--keep", type=float, default=1.0, help="fraction of posterior traces kept by score")
+    parser.add_argument("--keep", type=float, default=1.0, help="fraction of posterior traces kept by --keep-by")
+    parser.add_argument("--keep-by", default="score", choices=["score", "trace_score"],
+                        help="filter score: the answer's log-likelihood (the paper's) or the trace's step check")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--train-steps", type=int, default=None, help="steps of the two trainings (default: scale's)")
     parser.add_argument("--finetune-steps", type=int, default=None, help="steps of each fine-tune (default: scale's)")

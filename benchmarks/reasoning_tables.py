@@ -129,9 +129,9 @@ def render(results: dict) -> str:
             parts.append(f"#### {title}\n\n" + "\n".join(lines))
     post = results.get("posterior")
     if post:
-        parts.append(f"Posterior traces: {post['traces']} sampled, {post['kept']} kept; exact trace "
-                     f"{post['exact_trace_rate']:.3f}, sound steps {post['step_accuracy']:.3f}, mean score "
-                     f"{post['score_mean']:.4f}.")
+        parts.append(f"Posterior traces: {post['traces']} sampled, {post['kept']} kept by "
+                     f"{post.get('keep_by', 'score')}; exact trace {post['exact_trace_rate']:.3f}, sound steps "
+                     f"{post['step_accuracy']:.3f}, mean score {post['score_mean']:.4f}.")
     checked = targets(results)
     if checked:
         parts.append("#### Targets\n\n" + "\n".join(checked))

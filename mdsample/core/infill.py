@@ -195,3 +195,36 @@ def answer_log_likelihood(
     logp = logp.gather(-1, answer_ids.unsqueeze(-1)).squeeze(-1)
     weight = torch.ones_like(logp) if counted is None else counted.to(logp.dtype)
     return (logp * weight).sum(dim=1) / weight.sum(dim=1).clamp_min(1)
+
+
+def slot_pseudo_log_likelihood(
+    denoiser: Denoiser,
+    tokens: torch.Tensor,
+    slots: torch.Tensor,
+    *,
+    conditioning: dict[str, torch.Tensor] | None = None,
+    rows_per_pass: int = 4096,
+) -> torch.Tensor:
+    """Mean over ``slots[B, S]`` of log p(token at the slot | the canvas with that slot alone masked).
+
+    The step-checking score of a finished reasoning trace: each value is re-predicted from everything around it, so
+    a trace with an unsound step (a value that does not follow from its neighbours) scores low even when it ends in
+    the right answer, which the answer's likelihood cannot see when the answer copies the trace's last value. The
+    B x S single-masked canvases go through the denoiser ``rows_per_pass`` at a time (S forwards' worth of work).
+    """
+    mask_id = denoiser.mask_id
+    b, s = slots.shape
+    row = torch.arange(b, device=tokens.device).repeat_interleave(s)
+    slot = slots.reshape(-1)
+    target = tokens[row, slot]
+    out = torch.empty(b * s, device=tokens.device)
+    for start in range(0, b * s, rows_per_pass):
+        part = slice(start, start + rows_per_pass)
+        x = tokens[row[part]].clone()
+        x[torch.arange(x.shape[0], device=x.device), slot[part]] = mask_id
+        cond = {k: v[row[part]] if torch.is_tensor(v) and v.shape[:1] == (b,) else v
+                for k, v in (conditioning or {}).items()}
+        logits = denoiser(x, **cond)[torch.arange(x.shape[0], device=x.device), slot[part]].float()
+        logits[:, mask_id] = float("-inf")
+        out[part] = logits.log_softmax(dim=-1).gather(1, target[part].unsqueeze(1)).squeeze(1)
+    return out.view(b, s).mean(dim=1)

@@ -8,7 +8,13 @@ import pytest
 import torch
 
 from mdsample.core import BlockSchedule, TokenChooser, decode
-from mdsample.core.infill import EarlyExit, answer_entropy_bound, answer_log_likelihood, infill_canvas
+from mdsample.core.infill import (
+    EarlyExit,
+    answer_entropy_bound,
+    answer_log_likelihood,
+    infill_canvas,
+    slot_pseudo_log_likelihood,
+)
 from mdsample.core.rules import BUILTIN_RULES
 from mdsample.errors import ConfigError
 from tests.core.toys import MixingDenoiser, ProductDenoiser
@@ -160,6 +166,52 @@ def test_answer_log_likelihood_is_the_mean_answer_log_prob_with_slots_masked():
     assert score.item() == pytest.approx(expected.item(), abs=1e-6)
     only_first = answer_log_likelihood(toy, tokens, answer, gold, counted=torch.tensor([[True, False]]))
     assert only_first.item() == pytest.approx(torch.log_softmax(allowed[4], -1)[2].item(), abs=1e-6)
+
+
+class CopyLeft:
+    """log p(token at i = t) is log 0.9 where t equals the token at i - 1, else log(0.1 / 4) (a masked left
+    neighbour gives the uniform 1/5): a chain whose every value must follow from the one before it."""
+
+    vocab_size = 6
+    mask_id = MASK
+
+    def __call__(self, tokens: torch.Tensor, **_: torch.Tensor) -> torch.Tensor:
+        b, length = tokens.shape
+        probs = torch.full((b, length, self.vocab_size), 0.1 / 4, dtype=torch.float64)
+        left = torch.cat([torch.full((b, 1), MASK), tokens[:, :-1]], dim=1)
+        known = left != MASK
+        probs[known] = 0.1 / 4
+        probs[known.nonzero(as_tuple=True) + (left[known],)] = 0.9
+        probs[~known] = 1 / 5
+        probs[..., MASK] = 1e-30
+        return probs.log()
+
+
+def test_slot_pseudo_log_likelihood_scores_each_slot_with_it_alone_masked():
+    """A sound chain (each value follows from its left neighbour) scores log 0.9 per slot; one unsound step costs
+    its own slot and, through it, the next one; chunked passes give the same numbers."""
+    tokens = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 2, 2, 2]])
+    slots = torch.tensor([[1, 2, 3, 4], [1, 2, 3, 4]])
+    score = slot_pseudo_log_likelihood(CopyLeft(), tokens, slots)
+    good, bad = math.log(0.9), math.log(0.1 / 4)
+    assert score[0].item() == pytest.approx(good, abs=1e-6)
+    assert score[1].item() == pytest.approx((good + bad + good + good) / 4, abs=1e-6)
+    chunked = slot_pseudo_log_likelihood(CopyLeft(), tokens, slots, rows_per_pass=3)
+    assert torch.allclose(chunked, score)
+
+
+def test_slot_pseudo_log_likelihood_masks_exactly_one_slot_per_pass_row():
+    seen = []
+
+    class Recording(CopyLeft):
+        def __call__(self, tokens, **kw):
+            seen.append(tokens.clone())
+            return super().__call__(tokens, **kw)
+
+    tokens = torch.tensor([[0, 1, 2, 0]])
+    slot_pseudo_log_likelihood(Recording(), tokens, torch.tensor([[1, 2]]))
+    rows = torch.cat(seen)
+    assert rows.tolist() == [[0, MASK, 2, 0], [0, 1, MASK, 0]]
 
 
 def test_answer_first_commits_the_answer_before_any_reasoning_and_changes_it():

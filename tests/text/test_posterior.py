@@ -1,4 +1,5 @@
-"""Posterior traces end to end: answers stay frozen, scores are the answer log-likelihood, fine-tuning reads them."""
+"""Posterior traces end to end: answers stay frozen, scores are the answer log-likelihood and the trace's
+step-checking pseudo-likelihood, fine-tuning reads them."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 import torch
 
 from mdsample.cli import main
-from mdsample.core.infill import answer_log_likelihood
+from mdsample.core.infill import answer_log_likelihood, slot_pseudo_log_likelihood
 from mdsample.models.house import load_house_denoiser
 from mdsample.plugins.text.domain import traced
 from mdsample.plugins.text.tasks.arithmetic import ArithmeticTask
@@ -34,6 +35,11 @@ def test_posterior_traces_keep_answers_and_score_them(tiny_models, tmp_path):  #
     answer = torch.arange(task.length - task.answer_length, task.length).expand(len(records), -1)
     expected = answer_log_likelihood(denoiser, rows, answer, rows[:, -task.answer_length :])
     assert torch.allclose(expected, torch.tensor([r["score"] for r in records]), atol=1e-5)
+    slots = task.reasoning_slots()
+    reasoning = torch.arange(slots.start, slots.stop).expand(len(records), -1)
+    expected_trace = slot_pseudo_log_likelihood(denoiser, rows, reasoning)
+    assert torch.allclose(expected_trace, torch.tensor([r["trace_score"] for r in records]), atol=1e-5)
+    assert (expected_trace < 0).all()
 
 
 def test_fine_tuning_on_filtered_traces(tiny_models, tmp_path, capsys):  # noqa: F811

@@ -3,7 +3,10 @@
 For each (context, answer) pair the answer is written into the answer slots and frozen, the reasoning slots are
 in-filled by any rule, and the finished trace is scored by the mean log-likelihood of the answer's tokens with the
 answer slots masked again (core/infill.py, ``answer_log_likelihood``): a trace that makes its answer likely is a
-trace that explains it. The jsonl lines (prompt, answer, trace, score, nfe) are what
+trace that explains it. ``trace_score`` checks the steps instead: the mean log-likelihood of each reasoning token
+with that token alone masked (``slot_pseudo_log_likelihood``), for tasks whose answer copies the trace's last value
+and so cannot tell a sound trace from one that jumps to the given answer. The jsonl lines (prompt, answer, trace,
+score, trace_score, nfe) are what
 ``mdsample train --domain text --init MODEL --data TRACES.jsonl`` fine-tunes on (``domain.min_score`` filters).
 The command's arguments and their checks live in posterior_command.py, which imports nothing heavy.
 
@@ -27,7 +30,7 @@ from mdsample import plugin_manager
 from mdsample.api import resolve_device
 from mdsample.config import options_of
 from mdsample.core import BlockSchedule, TokenChooser, decode
-from mdsample.core.infill import answer_log_likelihood
+from mdsample.core.infill import answer_log_likelihood, slot_pseudo_log_likelihood
 from mdsample.errors import ConfigError, MissingFileError
 from mdsample.plugins.text.domain import TextDomain, make_task, traced
 from mdsample.plugins.text.options import TEMPLATE_TASKS
@@ -77,9 +80,13 @@ def sample_batch(denoiser, task: TemplateTask, vocab: CharVocab, problems: list[
                     confidence=cfg.decode.confidence)
     gold = torch.tensor(answers, device=device)
     scores = answer_log_likelihood(denoiser, result.tokens, canvas.answer, gold).tolist()
-    traces = result.tokens[:, task.reasoning_slots()].cpu()
-    return [{"prompt": p.prompt, "answer": p.answer, "trace": vocab.decode(t), "score": s, "nfe": int(n)}
-            for p, t, s, n in zip(problems, traces, scores, result.nfe.tolist(), strict=True)]
+    slots = task.reasoning_slots()
+    reasoning = torch.arange(slots.start, slots.stop, device=device).expand(len(problems), -1)
+    trace_scores = slot_pseudo_log_likelihood(denoiser, result.tokens, reasoning).tolist()
+    traces = result.tokens[:, slots].cpu()
+    return [{"prompt": p.prompt, "answer": p.answer, "trace": vocab.decode(t), "score": s, "trace_score": ts,
+             "nfe": int(n)}
+            for p, t, s, ts, n in zip(problems, traces, scores, trace_scores, result.nfe.tolist(), strict=True)]
 
 
 def untraced_problems(task: TemplateTask, options, n: int) -> list[Problem]:
