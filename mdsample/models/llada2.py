@@ -21,6 +21,7 @@ blocks that way, which the block-causal mode of the text adapter uses.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -137,13 +138,25 @@ class Router(nn.Module):
 
 
 class MoE(nn.Module):
-    """Routed experts plus shared experts. Tokens are grouped by expert (one host read of the counts per layer) so
-    each expert runs once on its tokens."""
+    """Routed experts plus shared experts, the routed ones run as grouped matrix products without a host sync.
+
+    The experts' weights are stored stacked, in the checkpoint's (out, in) orientation: ``experts_gate_up``
+    ``[E, 2 * inner, hidden]`` (each expert's gate rows, then its up rows) and ``experts_down`` ``[E, hidden, inner]``.
+    One module per expert made ~20k small kernel launches per forward of LLaDA2.0-mini (256 experts, 19 MoE layers)
+    after a host read of the counts in every layer. The state dict keeps the checkpoint's per-expert names
+    (``experts.E.{gate,up,down}_proj.weight``): loading stacks them, saving writes views of the stacked tensors, so
+    checkpoints load strictly and a saved model is a checkpoint's layout."""
 
     def __init__(self, cfg: LLaDA2Config):
         super().__init__()
         self.gate = Router(cfg)
-        self.experts = nn.ModuleList(MLP(cfg.hidden_size, cfg.moe_intermediate_size) for _ in range(cfg.num_experts))
+        e, inner, hidden = cfg.num_experts, cfg.moe_intermediate_size, cfg.hidden_size
+        self.experts_gate_up = nn.Parameter(torch.empty(e, 2 * inner, hidden))
+        self.experts_down = nn.Parameter(torch.empty(e, hidden, inner))
+        with torch.no_grad():  # nn.Linear's initialisation, expert by expert in its order (the same random draws)
+            for gate_up, down in zip(self.experts_gate_up, self.experts_down, strict=True):
+                for w in (gate_up[:inner], gate_up[inner:], down):
+                    nn.init.kaiming_uniform_(w, a=5**0.5)
         self.shared_experts = (MLP(cfg.hidden_size, cfg.moe_intermediate_size * cfg.num_shared_experts)
                                if cfg.num_shared_experts else None)
 
@@ -152,20 +165,77 @@ class MoE(nn.Module):
         flat = x.reshape(-1, shape[-1])
         experts, weights = self.gate(flat)
         k = experts.shape[1]
-        order = experts.flatten().argsort()
-        token = order // k
-        counts = torch.bincount(experts.flatten(), minlength=len(self.experts)).tolist()
-        outputs = torch.empty(order.numel(), shape[-1], dtype=x.dtype, device=x.device)
-        start = 0
-        for expert, count in zip(self.experts, counts, strict=True):
-            if count:
-                outputs[start : start + count] = expert(flat[token[start : start + count]])
-                start += count
+        chosen = experts.flatten()
+        order = chosen.argsort()
+        counts = torch.bincount(chosen, minlength=self.experts_gate_up.shape[0])
+        outputs = _experts(flat[order // k], chosen[order], counts, self.experts_gate_up, self.experts_down)
         routed = torch.empty_like(outputs).index_copy_(0, order, outputs).view(-1, k, shape[-1])
         out = (routed.float() * weights.unsqueeze(-1)).sum(dim=1).to(x.dtype)
         if self.shared_experts is not None:
             out = out + self.shared_experts(flat)
         return out.view(shape)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        """A checkpoint's per-expert weights stacked into the two parameters, then the usual (strict) load."""
+        names = [[f"{prefix}experts.{e}.{p}_proj.weight" for p in ("gate", "up", "down")]
+                 for e in range(self.experts_gate_up.shape[0])]
+        if all(name in state_dict for row in names for name in row):
+            gate_up = torch.stack([state_dict.pop(name) for gate, up, _ in names for name in (gate, up)])
+            state_dict[prefix + "experts_gate_up"] = gate_up.view(len(names), -1, gate_up.shape[-1])
+            state_dict[prefix + "experts_down"] = torch.stack([state_dict.pop(down) for *_, down in names])
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        """The checkpoint's per-expert names, as views of the stacked parameters (no copy)."""
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        gate_up = destination.pop(prefix + "experts_gate_up")
+        down = destination.pop(prefix + "experts_down")
+        for e, (gate_up_e, down_e) in enumerate(zip(gate_up, down, strict=True)):
+            gate, up = gate_up_e.chunk(2)
+            destination[f"{prefix}experts.{e}.gate_proj.weight"] = gate
+            destination[f"{prefix}experts.{e}.up_proj.weight"] = up
+            destination[f"{prefix}experts.{e}.down_proj.weight"] = down_e
+
+
+_GROUPED_MM = getattr(F, "grouped_mm", None) or getattr(torch, "_grouped_mm", None)
+"""``F.grouped_mm(x[T, in], w[G, in, out], offs=int32 cumulative group ends)`` where this torch has it, else its
+older private name ``torch._grouped_mm`` (the same call), else None."""
+
+
+@functools.cache
+def _grouped_mm_runs(device: torch.device, dtype: torch.dtype) -> bool:
+    """Whether this torch's grouped mm runs on ``device`` in ``dtype`` and matches per-group matmuls (an empty group
+    included). Its support has grown by version, device and dtype (bfloat16 on recent CUDA chips first; CPU and
+    float32 later), so it is tried once on a small fixed input rather than assumed."""
+    if _GROUPED_MM is None:
+        return False
+    x = torch.linspace(-1, 1, 6 * 16, device=device).view(6, 16).to(dtype)
+    w = torch.linspace(-1, 1, 3 * 8 * 16, device=device).view(3, 8, 16).to(dtype).transpose(1, 2)  # as _experts
+    try:
+        got = _GROUPED_MM(x, w, offs=torch.tensor([2, 2, 6], dtype=torch.int32, device=device))
+    except (RuntimeError, NotImplementedError):
+        return False
+    want = torch.cat([x[:2].float() @ w[0].float(), x[2:].float() @ w[2].float()])
+    return torch.allclose(got.float(), want, rtol=2e-2, atol=2e-2)
+
+
+def _experts(x: torch.Tensor, expert: torch.Tensor, counts: torch.Tensor, gate_up: torch.Tensor,
+             down: torch.Tensor) -> torch.Tensor:
+    """SwiGLU experts on rows ``x`` sorted by ``expert`` (``counts`` rows each): grouped matrix products where torch
+    has them for this device and dtype and the row strides meet their 16-byte alignment; else batched matrix
+    products over every expert with its rows padded to the largest count, which any torch runs: one host read of
+    that count and a few launches per call, where a loop over experts would launch three products per expert."""
+    inner = down.shape[-1]
+    aligned = all(size * x.element_size() % 16 == 0 for size in (x.shape[-1], inner))
+    if aligned and _grouped_mm_runs(x.device, x.dtype):
+        offs = counts.cumsum(0).to(torch.int32)
+        gate, up = _GROUPED_MM(x, gate_up.transpose(1, 2), offs=offs).split(inner, dim=-1)
+        return _GROUPED_MM(F.silu(gate) * up, down.transpose(1, 2), offs=offs)
+    rank = torch.arange(len(expert), device=x.device) - (counts.cumsum(0) - counts)[expert]
+    padded = x.new_zeros(len(counts), int(counts.max()), x.shape[-1])
+    padded[expert, rank] = x
+    gate, up = torch.bmm(padded, gate_up.transpose(1, 2)).split(inner, dim=-1)
+    return torch.bmm(F.silu(gate) * up, down.transpose(1, 2))[expert, rank]
 
 
 class Attention(nn.Module):
