@@ -119,7 +119,8 @@ def train(domain: Domain, options: DomainOptions, cfg: TrainConfig, out_dir: Pat
             idx = torch.randint(len(train_rows), (cfg.batch_size,), device=device, generator=gen)
             with autocast:
                 out = mdlm_objective(
-                    logits, train_rows[idx], data.mask_id, frozen_prefix=data.frozen_prefix, generator=gen
+                    logits, train_rows[idx], data.mask_id, frozen_prefix=data.frozen_prefix, generator=gen,
+                    schedule=cfg.noise_schedule,
                 )
             optimizer.zero_grad(set_to_none=True)
             out.loss.backward()
@@ -225,7 +226,8 @@ def _write_card(
         f"# mdsample house model: {domain.name}",
         "",
         f"ModernBertForMaskedLM ({cfg.size}), {n_params:,} parameters, trained with the MDLM objective"
-        + " (linear schedule, 1/t-weighted masked cross-entropy per maskable token).",
+        + f" ({cfg.noise_schedule} noise schedule, NELBO-weighted masked cross-entropy per maskable token;"
+        + " validation loss on the linear schedule's estimator).",
         "",
         f"- command: `{command or '(python API)'}`",
         f"- steps: {steps} of {cfg.steps}, batch size {cfg.batch_size}",

@@ -6,6 +6,9 @@ from dataclasses import dataclass
 
 from mdsample.errors import ConfigError, UnknownChoiceError
 
+NOISE_SCHEDULES = ("linear", "cosine")
+"""``train.noise_schedule`` choices (models/mdlm.py, ``schedule_terms``)."""
+
 
 @dataclass
 class TrainConfig:
@@ -21,11 +24,16 @@ class TrainConfig:
     states, best validation weights, log position) is written atomically every ``checkpoint_steps`` steps and every
     ``checkpoint_minutes`` minutes (0 / None: off), and removed once the model is saved. ``resume`` continues from
     it (``mdsample train --resume RUN_DIR``) to the same final weights as an uninterrupted run.
+
+    ``noise_schedule`` is the forward process the training batches are drawn from (the validation loss always uses
+    the linear one, so runs with different schedules compare on the same estimator of the same bound).
     """
 
     def __post_init__(self) -> None:
         if self.dtype not in ("bf16", "fp32"):
             raise UnknownChoiceError("train.dtype", self.dtype, ("bf16", "fp32"))
+        if self.noise_schedule not in NOISE_SCHEDULES:
+            raise UnknownChoiceError("train.noise_schedule", self.noise_schedule, NOISE_SCHEDULES)
         for key in ("steps", "batch_size", "eval_every", "eval_batches", "log_every"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"train.{key} must be >= 1, got {getattr(self, key)}")
@@ -52,3 +60,4 @@ class TrainConfig:
     checkpoint_steps: int = 1000
     checkpoint_minutes: float | None = 10.0
     resume: bool = False
+    noise_schedule: str = "linear"

@@ -39,6 +39,7 @@ KEYS = ["n", "seed", "device", "batch_size", "out", "progress", "trace", "debug"
         "decode.cache", "decode.capture", "decode.compile", "decode.confidence", "decode.stats_dtype",
         "decode.early_exit",
         "train.steps", "train.size", "train.dtype", "train.batch_size", "train.checkpoint_steps", "train.init",
+        "train.noise_schedule",
         "x", "x.y.z", ".a", "a.", "domain..task", "0", "-n"]
 OVERRIDE = st.builds(lambda k, v: f"{k}={v}", st.sampled_from(KEYS), VALUE) | st.sampled_from(["novalue", "=3"])
 NAMES = st.sampled_from(["toy", "text", "image", "molecule", "klass", "med", "maskgit", "nope", "", "Toy"])

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mdsample.models.mdlm import mask_tokens, mdlm_loss, mdlm_objective, sample_times
+from mdsample.models.mdlm import mask_tokens, mdlm_loss, mdlm_objective, sample_times, schedule_terms
 
 
 def test_sample_times_are_stratified_in_range():
@@ -80,3 +80,30 @@ def test_objective_is_reproducible_with_a_generator():
     b = mdlm_objective(model, x0, 9, generator=torch.Generator().manual_seed(3))
     assert a.loss.item() == b.loss.item()
     assert math.isfinite(a.loss.item())
+
+
+@pytest.mark.parametrize("schedule", ["linear", "cosine"])
+def test_every_noise_schedule_estimates_the_same_bound(schedule):
+    """A denoiser that predicts the uniform distribution over the V - 1 non-mask tokens has NELBO log(V - 1) per
+    maskable token whatever the schedule (E_t[rate * weight] = 1): both estimators must land there."""
+    vocab, mask_id = 9, 8
+    x0 = torch.randint(0, mask_id, (4096, 24), generator=torch.Generator().manual_seed(5))
+
+    def uniform(xt):
+        return torch.zeros(*xt.shape, vocab)
+
+    losses = [mdlm_objective(uniform, x0, mask_id, generator=torch.Generator().manual_seed(s), schedule=schedule).loss
+              for s in range(4)]
+    assert sum(losses).item() / 4 == pytest.approx(math.log(vocab - 1), rel=0.01)
+
+
+def test_cosine_schedule_terms_are_its_masking_rate_and_nelbo_weight():
+    t = torch.tensor([0.1, 0.5, 0.9], dtype=torch.float64)
+    rate, weight = schedule_terms(t, "cosine")
+    alpha = torch.cos(math.pi * t / 2)
+    assert torch.allclose(rate, 1 - alpha)
+    assert torch.allclose(weight, (math.pi / 2) * torch.sin(math.pi * t / 2) / (1 - alpha))
+    rate, weight = schedule_terms(t, "linear")
+    assert torch.equal(rate, t) and torch.allclose(weight, 1 / t)
+    with pytest.raises(ValueError, match="noise schedule"):
+        schedule_terms(t, "sqrt")

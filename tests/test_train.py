@@ -51,7 +51,7 @@ def test_saved_directory_and_card(run):
     }
     card = (run / "MODEL_CARD.md").read_text()
     assert f"sha256: `{sha256_file(weights)}`" in card
-    assert "`pytest`" in card and f"steps: {CFG.steps} of {CFG.steps}" in card
+    assert "`pytest`" in card and f"steps: {CFG.steps} of {CFG.steps}" in card and "linear noise schedule" in card
     assert all(t.dtype == torch.float16 for t in load_file(weights).values())
 
 
@@ -102,6 +102,14 @@ def test_max_minutes_stops_cleanly(tmp_path):
     assert _log(out)[-1]["step"] == 1
     assert "steps: 1 of 1000" in (out / "MODEL_CARD.md").read_text()
     assert load_house_denoiser(out)(torch.ones(1, LENGTH, dtype=torch.long)).shape == (1, LENGTH, VOCAB)
+
+
+def test_cosine_noise_schedule_trains_and_says_so(tmp_path):
+    cfg = TrainConfig(**{**CFG.__dict__, "noise_schedule": "cosine"})
+    out = train(RepeatDomain(), DomainOptions(), cfg, tmp_path)
+    losses = [r["loss"] for r in _log(out) if "loss" in r]
+    assert losses[-1] < 0.7 * losses[0]
+    assert "cosine noise schedule" in (out / "MODEL_CARD.md").read_text()
 
 
 def test_lr_schedule_warms_up_then_decays_to_floor():

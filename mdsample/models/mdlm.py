@@ -10,17 +10,36 @@ and for the linear schedule the weight ``-alpha'_t / (1 - alpha_t)`` is ``1 / t`
 number of masks in ``x_t`` already tells it how far along the process is, which is what lets samplers call it
 with any canvas.
 
+The bound is the same for every schedule (a change of variable from ``t`` to the masking rate ``1 - alpha_t``), but
+its Monte-Carlo estimate is not: the schedule decides which masking rates the batches visit and how heavily each is
+weighted, which is a training choice (``train.noise_schedule``). ``cosine`` (``alpha_t = cos(pi t / 2)``) spends
+more of the batch at low masking rates, the end of sampling where a committed molecule's last tokens are chosen.
+
 Everything here is a pure function of tensors (plus an optional ``torch.Generator``), so a trainer, a test or an
 evaluation script can reuse it with any model that maps tokens to logits.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
+
+from mdsample.train_config import NOISE_SCHEDULES
+
+
+def schedule_terms(t: torch.Tensor, schedule: str = "linear") -> tuple[torch.Tensor, torch.Tensor]:
+    """``(rate, weight)`` at times ``t``: the masking probability ``1 - alpha_t`` and the NELBO weight
+    ``-alpha'_t / (1 - alpha_t)`` of ``schedule`` (``E_t[rate * weight] = alpha_0 - alpha_1 = 1`` for every one)."""
+    if schedule == "linear":
+        return t, 1.0 / t
+    if schedule == "cosine":
+        rate = 1.0 - torch.cos(0.5 * math.pi * t)
+        return rate, 0.5 * math.pi * torch.sin(0.5 * math.pi * t) / rate
+    raise ValueError(f"unknown noise schedule {schedule!r}; one of {', '.join(NOISE_SCHEDULES)}")
 
 
 class MdlmLoss(NamedTuple):
@@ -77,10 +96,12 @@ def mdlm_loss(
     *,
     mask_id: int,
     frozen_prefix: int = 0,
+    weight: torch.Tensor | None = None,
 ) -> MdlmLoss:
     """The MDLM loss of ``logits[B, L, V]`` (the denoiser's output on ``x_t``) against the clean ``x0[B, L]``.
 
-    ``loss = sum_{i, l : masked} CE(i, l) / t_i  /  (B * (L - frozen_prefix))``
+    ``loss = sum_{i, l : masked} CE(i, l) * w_i  /  (B * (L - frozen_prefix))``, ``w_i = 1 / t_i`` (the linear
+    schedule) unless ``weight[B]`` gives another schedule's weights.
 
     Normalisation: the denominator is the number of *maskable* tokens in the batch, a constant. That makes the loss
     an unbiased Monte-Carlo estimate of the NELBO per generated token (nats/token, comparable across batch sizes and
@@ -98,7 +119,8 @@ def mdlm_loss(
     ce = F.cross_entropy(logits.flatten(0, 1), target.flatten(), reduction="none").view_as(x0)
     ce = torch.where(masked, ce, torch.zeros_like(ce))
     n_tokens = x0.shape[0] * (x0.shape[1] - frozen_prefix)
-    loss = (ce / t[:, None]).sum() / n_tokens
+    w = 1.0 / t if weight is None else weight
+    loss = (ce * w[:, None]).sum() / n_tokens
     masked_ce = ce.sum() / masked.sum().clamp(min=1)
     return MdlmLoss(loss, masked_ce)
 
@@ -111,12 +133,15 @@ def mdlm_objective(
     frozen_prefix: int = 0,
     eps: float = 1e-3,
     generator: torch.Generator | None = None,
+    schedule: str = "linear",
 ) -> MdlmLoss:
     """One Monte-Carlo draw of the objective on the clean batch ``x0``: sample ``t``, mask, denoise, score.
 
     ``model`` maps ``x_t[B, L]`` to ``logits[B, L, V]``; ``generator`` (on ``x0``'s device) makes the draw
-    reproducible, e.g. for a validation loss that is comparable from one evaluation to the next.
+    reproducible, e.g. for a validation loss that is comparable from one evaluation to the next. ``schedule``
+    picks the noise schedule (``NOISE_SCHEDULES``).
     """
     t = sample_times(x0.shape[0], eps=eps, device=x0.device, generator=generator)
-    xt, masked = mask_tokens(x0, t, mask_id, frozen_prefix=frozen_prefix, generator=generator)
-    return mdlm_loss(model(xt), x0, masked, t, mask_id=mask_id, frozen_prefix=frozen_prefix)
+    rate, weight = schedule_terms(t, schedule)
+    xt, masked = mask_tokens(x0, rate, mask_id, frozen_prefix=frozen_prefix, generator=generator)
+    return mdlm_loss(model(xt), x0, masked, rate, mask_id=mask_id, frozen_prefix=frozen_prefix, weight=weight)
