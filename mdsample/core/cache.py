@@ -202,7 +202,8 @@ class StepForward:
         inputs["cache_rows"] = _pad(cache_rows, b, fill=self.batch)
 
         def refresh(tokens, columns, cache_rows, **cond):
-            return self._gathered(self.denoiser.prefill(tokens, self.cache, cache_rows, **cond, **consts), columns)
+            return self._split(self.denoiser.prefill(tokens, self.cache, cache_rows, columns=columns, **cond,
+                                                     **consts))
 
         return self._run("refresh", refresh, inputs, n)
 

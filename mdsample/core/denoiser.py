@@ -40,8 +40,10 @@ class CachingDenoiser(Denoiser, Protocol):
 
     * ``new_cache(capacity, length, device)``: empty storage for ``capacity`` rows of ``length``-position canvases,
       plus the spare position slot ``length`` (where keys/values that must not be kept are written);
-    * ``prefill(tokens[b, L], cache, rows[b], **conditioning) -> logits[b, L, V]``: exactly ``__call__``'s logits,
-      and every position's keys/values stored in cache rows ``rows``;
+    * ``prefill(tokens[b, L], cache, rows[b], columns=None, **conditioning) -> logits[b, L, V]``: exactly
+      ``__call__``'s logits, and every position's keys/values stored in cache rows ``rows``; with ``columns[b, C]``
+      only those canvas columns' logits, ``[b, C, V]`` (the loop asks for its window alone, so a long prompt costs
+      no vocabulary-wide work);
     * ``cached(tokens[b, Q], columns[b, Q], slots[b, Q], cache, outputs, **conditioning) -> logits[b, outputs, V]``:
       the query tokens stand at canvas ``columns`` of cache rows ``0..b-1``; at every layer each query's fresh
       keys/values are first written to position slot ``slots`` (``length``: not kept), then every query attends to
@@ -55,7 +57,12 @@ class CachingDenoiser(Denoiser, Protocol):
     def new_cache(self, capacity: int, length: int, device: torch.device) -> KVCache: ...
 
     def prefill(
-        self, tokens: torch.Tensor, cache: KVCache, rows: torch.Tensor, **conditioning: torch.Tensor
+        self,
+        tokens: torch.Tensor,
+        cache: KVCache,
+        rows: torch.Tensor,
+        columns: torch.Tensor | None = None,
+        **conditioning: torch.Tensor,
     ) -> torch.Tensor: ...
 
     def cached(

@@ -70,15 +70,24 @@ class CachedLean:
 
     @torch.no_grad()
     def prefill(
-        self, tokens: torch.Tensor, cache: KVCache, rows: torch.Tensor, attention_mask: torch.Tensor | None = None
+        self,
+        tokens: torch.Tensor,
+        cache: KVCache,
+        rows: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        columns: torch.Tensor | None = None,
     ) -> torch.Tensor:
         out = self.model(tokens, attention_mask=attention_mask, positions=self._positions(attention_mask),
-                         return_kv=True)
+                         return_kv=True, outputs=None if columns is None else self._sources(columns))
         length = tokens.shape[1]
         for i, kv in enumerate(out.kv):
             cache.tensors[2 * i][:, :, :length].index_copy_(0, rows, kv.keys)
             cache.tensors[2 * i + 1][:, :, :length].index_copy_(0, rows, kv.values)
-        return self._logits(out.logits)
+        return self._logits(out.logits) if columns is None else out.logits
+
+    def _sources(self, columns: torch.Tensor) -> torch.Tensor:
+        """The module outputs that give the logits of canvas ``columns``."""
+        return columns
 
     @torch.no_grad()
     def cached(
@@ -119,6 +128,9 @@ class CachedDream(CachedLean):
     def _logits(self, logits: torch.Tensor) -> torch.Tensor:
         return shift_logits(logits)
 
+    def _sources(self, columns: torch.Tensor) -> torch.Tensor:
+        return (columns - 1).clamp_min(0)
+
     def new_cache(self, capacity: int, length: int, device: torch.device) -> KVCache:
         """The keys/values of ``CachedLean`` plus the canvas tokens ``[capacity, L + 1]`` (slot L: spare), last."""
         cache = super().new_cache(capacity, length, device)
@@ -127,9 +139,14 @@ class CachedDream(CachedLean):
 
     @torch.no_grad()
     def prefill(
-        self, tokens: torch.Tensor, cache: KVCache, rows: torch.Tensor, attention_mask: torch.Tensor | None = None
+        self,
+        tokens: torch.Tensor,
+        cache: KVCache,
+        rows: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        columns: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        logits = super().prefill(tokens, cache, rows, attention_mask=attention_mask)
+        logits = super().prefill(tokens, cache, rows, attention_mask=attention_mask, columns=columns)
         cache.tensors[-1][:, : tokens.shape[1]].index_copy_(0, rows, tokens)
         return logits
 

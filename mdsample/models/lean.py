@@ -270,17 +270,21 @@ class LeanTransformer(nn.Module):
         suffix: list[LayerKV] | None = None,
         return_kv: bool = False,
         store: list[KVStore] | None = None,
+        outputs: torch.Tensor | None = None,
     ) -> LeanOutput:
         """Logits of ``tokens``; with ``prefix`` / ``suffix`` (per-layer keys/values of the positions before and
         after them, e.g. from an earlier ``return_kv=True`` call) only ``tokens`` are computed. With ``store``
         (per-layer storage, see ``KVStore``; not together with ``prefix`` / ``suffix``) the tokens write their
-        keys/values into it and attend to its L slots, ``attention_mask[B, L]`` covering those.
+        keys/values into it and attend to its L slots, ``attention_mask[B, L]`` covering those. ``outputs[B, C]``
+        (token indices) limits the final norm and the LM head to those positions, ``logits[B, C, V]``: a cache
+        refresh over a long prompt needs logits for the canvas alone, and the head over every prompt position
+        costs a vocabulary-wide GEMM and a [B, L, V] tensor (at batch 64 and prompt 1024, tens of GB).
 
         ``attention_mask[B, P + L + S]`` (1 = attend) covers all keys in that order; padded keys are ignored (every
         query must keep at least one key).
         ``positions[B or 1, L]`` (each below P + L + S) default to ``P .. P + L - 1`` (P = prefix length).
         """
-        args = (tokens, attention_mask, positions, prefix, suffix, return_kv, store)
+        args = (tokens, attention_mask, positions, prefix, suffix, return_kv, store, outputs)
         if self.compiled:
             try:
                 return self._forward(*args)
@@ -299,6 +303,7 @@ class LeanTransformer(nn.Module):
         suffix: list[LayerKV] | None,
         return_kv: bool,
         store: list[KVStore] | None,
+        outputs: torch.Tensor | None,
     ) -> LeanOutput:
         start = 0 if prefix is None else prefix[0].keys.shape[2]
         limit = start + tokens.shape[1] + (0 if suffix is None else suffix[0].keys.shape[2])
@@ -321,6 +326,10 @@ class LeanTransformer(nn.Module):
             x, update, kv = layer(*args) if block is None else block(layer, *args)
             if return_kv:
                 kvs.append(kv)
+        if outputs is not None:
+            rows = torch.arange(x.shape[0], device=x.device).unsqueeze(1)
+            x = x[rows, outputs]
+            update = None if update is None else update[rows, outputs]
         x, _ = fused.add_rms_norm(x, update, self.norm.weight, self.config.norm_eps)
         logits = F.linear(x, self.embed.weight) if self.head is None else self.head(x)
         return LeanOutput(logits, kvs if return_kv else None)

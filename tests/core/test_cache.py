@@ -91,6 +91,11 @@ def test_cached_queries_right_after_prefill_reproduce_the_full_forward():
     cache = model.new_cache(4, 15, torch.device("cpu"))
     full = model.prefill(tokens, cache, torch.arange(3))
     assert torch.equal(full, model(tokens))
+    picked = torch.tensor([[3, 4, 14], [0, 7, 8], [11, 12, 13]])
+    stored = [t.clone() for t in cache.tensors]
+    narrow = model.prefill(tokens, cache, torch.arange(3), columns=picked)  # the window alone: no head elsewhere
+    torch.testing.assert_close(narrow, full[torch.arange(3).unsqueeze(1), picked], rtol=1e-12, atol=1e-12)
+    assert all(torch.equal(a, b) for a, b in zip(stored, cache.tensors, strict=True))
     starts = torch.tensor([[3], [7], [11]])
     window = starts + torch.arange(6)  # the last row's window runs past the canvas: padding
     columns = torch.cat([window.clamp_max(14), torch.full((3, 1), 14)], dim=1)

@@ -106,6 +106,9 @@ def test_native_dream_cached_queries_after_prefill_reproduce_the_full_forward(na
     cache = den.new_cache(b, length, CPU)
     full = den.prefill(tokens, cache, torch.arange(b), attention_mask=mask)
     torch.testing.assert_close(full, den(tokens, attention_mask=mask))
+    picked = torch.tensor([[0, 1, length - 1], [2, 3, 9]])  # column 0 keeps its own output, the others shift
+    narrow = den.prefill(tokens, cache, torch.arange(b), attention_mask=mask, columns=picked)
+    torch.testing.assert_close(narrow, full[torch.arange(b).unsqueeze(1), picked], rtol=1e-12, atol=1e-12)
     columns = torch.tensor([[0, 3, 4, 5, length - 1], [2, 6, 7, 8, length - 1]])
     slots = columns.clone()
     slots[:, -1] = length  # read-only
