@@ -188,7 +188,8 @@ def plot(results: list[str], path: Path) -> None:
     rows = []
     for result in results:
         report = json.loads(Path(result).read_text())
-        rows += [{"rule": f"{report['representation']} {row['rule']}" + _corrector_label(row), "nfe_mean": row["nfe_mean"],
+        rows += [{"rule": f"{report['representation']} {row['rule']}" + _corrector_label(row),
+                  "nfe_mean": row["nfe_mean"],
                   "valid": row["metrics"]["valid"], "fcd": row["metrics"]["FCD/Test"]}
                  for row in report["rows"] if "decode.temperature" not in row["settings"]]
     panels = [("valid", "validity"), ("fcd", "FCD/Test (lower is better)")]

@@ -30,9 +30,9 @@ from dataclasses import dataclass
 
 import torch
 
+from mdsample.core.choices import CORRECT_PICKS
 from mdsample.core.denoiser import Denoiser
 from mdsample.core.loop import DecodeResult
-from mdsample.core.choices import CORRECT_PICKS
 from mdsample.core.tokens import TokenChooser
 from mdsample.errors import ConfigError
 
@@ -52,7 +52,8 @@ class Corrector:
         if self.positions < 1:
             raise ConfigError(f"decode.correct_positions must be >= 1, got {self.positions}")
         if self.pick not in CORRECT_PICKS:
-            raise ConfigError(f"decode.correct_pick={self.pick!r} is unknown; choose one of: {', '.join(CORRECT_PICKS)}")
+            raise ConfigError(f"decode.correct_pick={self.pick!r} is unknown; "
+                              f"choose one of: {', '.join(CORRECT_PICKS)}")
 
 
 @torch.no_grad()
