@@ -1,6 +1,6 @@
 """mdsample's step against the block-diffusion models' own generation, on the same random weights in the same run.
 
-Item 6 of issue 20 (not run yet: it needs a GPU): DiffusionGemma-26B-A4B through transformers' own ``generate``
+Item 6 of issue 20 (the GPU numbers are in BENCHMARKS.md): DiffusionGemma-26B-A4B through transformers' own ``generate``
 (``eb`` rule, its accept-and-renoise sampler) and LLaDA2.0-mini through diffusers' ``LLaDA2Pipeline`` +
 ``BlockRefinementScheduler`` (``threshold`` rule, floor "schedule"), each next to mdsample's ``decode_blocks`` with
 the same settings, at batch 1 and 8 (LLaDA2 also with its cached block-causal context, ``mdsample_cached``).
@@ -132,7 +132,8 @@ def llada2(shape: dict, batches: list[int], device: torch.device, dtype: torch.d
         ours = timed(lambda: run("full"), calls, device)
         cached = timed(lambda: run("cached"), calls, device)
         yield {"model": "llada2", "batch": batch, "own": own, "mdsample": ours, "mdsample_cached": cached,
-               "ratio": ours["ms_per_step"] / own["ms_per_step"]}
+               "ratio": ours["ms_per_step"] / own["ms_per_step"],
+               "ratio_cached": cached["ms_per_step"] / own["ms_per_step"]}
 
 
 def shape_from(path: str | None, default: dict) -> dict:

@@ -9,8 +9,10 @@ packed into one ``.tar`` under ``--out`` (the device returns few files), with ``
     python benchmarks/molecule_train.py --csv-dir DIR --minutes 6 \\
         --run smiles:base --run smiles:base_deep --run selfies:base --run selfies:base_deep
 
-A run is ``REPRESENTATION:SIZE[:INIT_DIR]``; with an INIT_DIR the run continues from that checkpoint (``--init``).
-Runs are spread round-robin over the visible GPUs. Extra ``train.*`` overrides follow ``--``.
+A run is ``REPRESENTATION:SIZE[:INIT_DIR][@KEY=VALUE,...]``; with an INIT_DIR the run continues from that checkpoint
+(``--init``); overrides after ``@`` apply to that run only and name it, so that variants of one model (e.g.
+``@train.noise_schedule=cosine`` beside the linear run) train side by side under the same probe. Runs are spread
+round-robin over the visible GPUs. Extra ``train.*`` overrides for every run follow ``--``.
 """
 
 from __future__ import annotations
@@ -40,11 +42,11 @@ def launch(runs: list[str], out: Path, data_dir: Path, gpus: int, steps: dict[st
            extra: list[str]) -> dict[str, subprocess.Popen]:
     procs = {}
     for i, run in enumerate(runs):
-        representation, size, *init = run.split(":")
+        representation, size, *init = split_run(run)[0].split(":")
         name = run_name(run)
         run_dir = out / name
         overrides = [f"domain.representation={representation}", f"domain.data_dir={data_dir}", f"train.size={size}",
-                     f"train.max_minutes={minutes}", f"train.steps={steps[name] if steps else 10**7}", *extra]
+                     f"train.max_minutes={minutes}", f"train.steps={steps[name] if steps else 10**7}", *extra, *split_run(run)[1]]
         if steps is None:
             overrides += ["train.log_every=20", "train.eval_every=100000"]
         cmd = mdsample("train", "--domain", "molecule", "--out", str(run_dir), *(["--init", init[0]] if init else []),
@@ -55,9 +57,17 @@ def launch(runs: list[str], out: Path, data_dir: Path, gpus: int, steps: dict[st
     return procs
 
 
+def split_run(run: str) -> tuple[str, list[str]]:
+    """``REPRESENTATION:SIZE[:INIT_DIR]`` and the run's own overrides (after ``@``, comma-separated)."""
+    spec, _, overrides = run.partition("@")
+    return spec, [o for o in overrides.split(",") if o]
+
+
 def run_name(run: str) -> str:
-    representation, size, *init = run.split(":")
-    return f"{representation}_{size}" + ("_cont" if init else "")
+    spec, overrides = split_run(run)
+    representation, size, *init = spec.split(":")
+    suffix = "".join("_" + o.rsplit(".", 1)[-1].replace("=", "-") for o in overrides)
+    return f"{representation}_{size}" + ("_cont" if init else "") + suffix
 
 
 def wait(procs: dict[str, subprocess.Popen]) -> None:
@@ -83,7 +93,7 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=Path("/tmp/moses"))
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "runs/molecule-train")))
     parser.add_argument("--work", type=Path, default=Path("/tmp/molecule-train"))
-    parser.add_argument("--run", action="append", required=True, help="REPRESENTATION:SIZE[:INIT_DIR]")
+    parser.add_argument("--run", action="append", required=True, help="REPRESENTATION:SIZE[:INIT_DIR][@KEY=VALUE,...]")
     parser.add_argument("--minutes", type=float, required=True, help="training minutes per run (after the probe)")
     parser.add_argument("--probe-seconds", type=float, default=25.0)
     parser.add_argument("--rate", type=float, nargs=2, metavar=("STEPS_PER_S", "WARMUP_S"),
