@@ -49,6 +49,11 @@ class CachingDenoiser(Denoiser, Protocol):
       keys/values are first written to position slot ``slots`` (``length``: not kept), then every query attends to
       the cache's positions ``0..length-1``. Logits only for the first ``outputs`` queries. Conditioning tensors
       cover the whole canvas (e.g. ``attention_mask[b, L]`` hides padded keys).
+    * optional, ``peek(tokens[m, Q], columns[m, Q], cache, rows[m], **conditioning) -> logits[m, Q, V]``: ``cached``
+      with ``slots = columns`` for cache rows ``rows`` (any of its rows, not only the first), except that nothing is
+      stored: each query attends to the row's stored keys/values with the queries' fresh ones in place of the stored
+      ones at their columns. KLASS under the dual cache uses it for the next block's distribution when a row's block
+      advances (core/loop.py); without it that loop computes a two-block window every step instead.
 
     A denoiser whose calls hold no host synchronisation and no shape-dependent Python branching may set
     ``capturable = True`` so that ``decode.capture=auto`` replays its calls as CUDA graphs (core/capture.py).

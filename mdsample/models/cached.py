@@ -20,6 +20,8 @@ each row's first real token and shifts its logits by one: ``CachedDream``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
 from mdsample.core.cache import KVCache
@@ -101,15 +103,51 @@ class CachedLean:
     ) -> torch.Tensor:
         return self._attend(tokens, columns, slots, cache, attention_mask).logits[:, :outputs]
 
+    @torch.no_grad()
+    def peek(
+        self,
+        tokens: torch.Tensor,
+        columns: torch.Tensor,
+        cache: KVCache,
+        rows: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Read-only queries at canvas ``columns`` of cache rows ``rows`` (CachingDenoiser's optional ``peek``)."""
+        return self._attend(tokens, columns, columns, cache, attention_mask, rows=rows).logits
+
     def _attend(self, tokens: torch.Tensor, columns: torch.Tensor, slots: torch.Tensor, cache: KVCache,
-                attention_mask: torch.Tensor | None, positions: torch.Tensor | None = None) -> LeanOutput:
-        """The lean module over the queries, writing their keys/values into their slots and attending in place."""
+                attention_mask: torch.Tensor | None, positions: torch.Tensor | None = None,
+                rows: torch.Tensor | None = None) -> LeanOutput:
+        """The lean module over the queries, writing their keys/values into their slots and attending in place.
+
+        With ``rows`` (cache rows, one per query row) each layer attends to a copy of those rows' keys/values, made
+        when the layer runs (one layer's copy at a time), so nothing is stored."""
         b, q = tokens.shape
         cfg = self.model.config
         where = slots[:, None, :, None].expand(b, cfg.num_kv_heads, q, cfg.dim)
-        store = [KVStore(cache.tensors[2 * i][:b], cache.tensors[2 * i + 1][:b], where) for i in range(cfg.num_layers)]
+        if rows is None:
+            store = [KVStore(cache.tensors[2 * i][:b], cache.tensors[2 * i + 1][:b], where)
+                     for i in range(cfg.num_layers)]
+        else:
+            store = _RowCopies(cache, rows, where, cfg.num_layers)
         positions = columns if positions is None else positions
         return self.model(tokens, attention_mask=attention_mask, positions=positions, store=store)
+
+
+class _RowCopies(Sequence):
+    """Per-layer ``KVStore`` over copies of cache rows ``rows``, each made when its layer asks for it."""
+
+    def __init__(self, cache: KVCache, rows: torch.Tensor, where: torch.Tensor, layers: int):
+        self.cache, self.rows, self.where, self.layers = cache, rows, where, layers
+
+    def __len__(self) -> int:
+        return self.layers
+
+    def __getitem__(self, i: int) -> KVStore:
+        if not 0 <= i < self.layers:
+            raise IndexError(i)
+        keys, values = self.cache.tensors[2 * i], self.cache.tensors[2 * i + 1]
+        return KVStore(keys.index_select(0, self.rows), values.index_select(0, self.rows), self.where)
 
 
 class CachedDream(CachedLean):
@@ -162,10 +200,29 @@ class CachedDream(CachedLean):
     ) -> torch.Tensor:
         canvas = cache.tensors[-1][: tokens.shape[0]]
         canvas.scatter_(1, slots, tokens)
+        return self._shifted(tokens, columns, slots, cache, outputs, canvas, attention_mask)
+
+    @torch.no_grad()
+    def peek(
+        self,
+        tokens: torch.Tensor,
+        columns: torch.Tensor,
+        cache: KVCache,
+        rows: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Read-only queries: the left neighbours' tokens come from a copy of the rows' token row."""
+        canvas = cache.tensors[-1].index_select(0, rows).scatter_(1, columns, tokens)
+        return self._shifted(tokens, columns, columns, cache, columns.shape[1], canvas, attention_mask, rows)
+
+    def _shifted(self, tokens: torch.Tensor, columns: torch.Tensor, slots: torch.Tensor, cache: KVCache,
+                 outputs: int, canvas: torch.Tensor, attention_mask: torch.Tensor | None,
+                 rows: torch.Tensor | None = None) -> torch.Tensor:
+        """The queries' logits from their left neighbours' outputs (read-only queries ahead of them)."""
         left = (columns[:, :outputs] - 1).clamp_min(0)
         all_columns = torch.cat([left, columns], dim=1)
         all_slots = torch.cat([torch.full_like(left, cache.length), slots], dim=1)
         positions = all_columns if attention_mask is None else dream_positions(attention_mask).gather(1, all_columns)
         out = self._attend(torch.cat([canvas.gather(1, left), tokens], dim=1), all_columns, all_slots, cache,
-                           attention_mask, positions)
+                           attention_mask, positions, rows)
         return out.logits[:, :outputs]

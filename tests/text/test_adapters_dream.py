@@ -78,14 +78,16 @@ def test_native_reads_dreams_tokenizer_files_without_remote_code(native, remote)
     assert native.tokenizer.decode(ids[0]).endswith("<|im_start|>assistant\n")
 
 
-def decode_canvas(model, prompts, gen, cache="none", refresh=0):
-    """Greedy confidence decoding of ``gen`` slots after ``prompts`` (left-padded), blocks of 4, in float64."""
+def decode_canvas(model, prompts, gen, cache="none", refresh=0, rule="confidence"):
+    """Greedy decoding (confidence by default) of ``gen`` slots after ``prompts`` (left-padded), blocks of 4, in
+    float64."""
     from mdsample.core import BlockSchedule, MaskedState, decode
     from mdsample.core.rules import BUILTIN_RULES
 
     canvas = build_canvas(*model.encode_prompts(prompts, chat=False), gen, model.mask_id)
     state = MaskedState(canvas.tokens.clone(), model.mask_id, gen_start=canvas.gen_start)
-    return decode(model.denoiser, state, BUILTIN_RULES["confidence"](), schedule=BlockSchedule(gen, 4),
+    options = {"conf_threshold": 0.3, "kl_threshold": 0.5} if rule == "klass" else {}
+    return decode(model.denoiser, state, BUILTIN_RULES[rule](**options), schedule=BlockSchedule(gen, 4),
                   conditioning=canvas.conditioning(), stats_dtype=torch.float64, cache=cache, cache_refresh=refresh)
 
 
@@ -118,6 +120,23 @@ def test_native_dream_cached_queries_after_prefill_reproduce_the_full_forward(na
     torch.testing.assert_close(got[real], expected[real], rtol=1e-10, atol=1e-10)
 
 
+def test_native_dream_peek_reads_any_rows_and_stores_nothing(native64):
+    """Right after the prefill a peek (read-only queries of any cache rows, their left neighbours from the stored
+    tokens) gives the full forward's shifted logits and leaves the cache, token row included, as it was."""
+    den = native64.denoiser
+    canvas = canvas_of(native64, PROMPTS)
+    tokens, mask = canvas.tokens, canvas.attention_mask
+    b, length = tokens.shape
+    cache = den.new_cache(b + 1, length, CPU)
+    full = den.prefill(tokens, cache, torch.arange(b), attention_mask=mask)
+    stored = [t.clone() for t in cache.tensors]
+    rows = torch.arange(b).flip(0)
+    columns = torch.stack([torch.arange(length - 4, length), torch.arange(length - 6, length - 2)])
+    got = den.peek(tokens[rows].gather(1, columns), columns, cache, rows, attention_mask=mask[rows])
+    torch.testing.assert_close(got, full[rows.unsqueeze(1), columns], rtol=1e-10, atol=1e-10)
+    assert all(torch.equal(a, s) for a, s in zip(stored, cache.tensors, strict=True))
+
+
 @pytest.mark.parametrize("mode", ["prefix", "dual"])
 def test_native_dream_decodes_with_a_kv_cache(native64, mode):
     """With a refresh every step the cached loop gives exactly the uncached loop's tokens; with refreshes at block
@@ -130,3 +149,13 @@ def test_native_dream_decodes_with_a_kv_cache(native64, mode):
         alone = decode_canvas(native64, [prompt], 8, cache=mode)
         width = alone.tokens.shape[1]
         assert torch.equal(batched.tokens[i, -width:], alone.tokens[0])
+
+
+def test_native_dream_klass_peeks_under_the_dual_cache(native64):
+    """KLASS under the dual cache (one-block cached steps, a peek per row at its block advance): a left-padded batch
+    gives each row its own tokens and NFE."""
+    batched = decode_canvas(native64, PROMPTS, 8, cache="dual", rule="klass")
+    for i, prompt in enumerate(PROMPTS):
+        alone = decode_canvas(native64, [prompt], 8, cache="dual", rule="klass")
+        width = alone.tokens.shape[1]
+        assert torch.equal(batched.tokens[i, -width:], alone.tokens[0]) and int(batched.nfe[i]) == int(alone.nfe[0])
