@@ -12,8 +12,10 @@ Per row, as Fast-dLLM's ``generate_with_prefix_cache`` / ``generate_with_dual_ca
   (N = 1: every step is a full forward, i.e. the uncached loop);
 * every other step computes only
   - ``prefix``: the active block and everything after it, attending to the stored prompt and finished blocks;
-  - ``dual``: the loop's window (the active block, plus the next block for rules with history, whose KL needs its
-    distribution), attending to the stored prefix and suffix;
+  - ``dual``: the loop's window, the active block, attending to the stored prefix and suffix (for a rule with
+    history, the next block's distribution, which its first KL compares with, comes from one extra read-only call
+    when the row's block advances: ``peek``; the window is two blocks instead where that call is not available:
+    ``cache_refresh`` 1, or a denoiser without ``peek``);
   the computed positions' fresh keys/values replace the stored ones (Fast-dLLM's ``replace_position``);
 * the answer slots of an early exit are read-only queries: their logits are computed, their keys/values not stored.
 
@@ -178,6 +180,13 @@ class StepForward:
         block = (idx[:, 0] - self.gen_start) // self.block_length
         self.block_at[rows] = torch.where(refreshed, block, self.block_at[rows])
         return out
+
+    def peek(self, tokens: torch.Tensor, columns: torch.Tensor, rows: torch.Tensor, conditioning: dict) -> torch.Tensor:
+        """Logits ``[m, Q, V]`` of the query ``tokens[m, Q]`` at canvas ``columns[m, Q]`` of state rows ``rows`` (on the
+        host; each stepped in the last call, so each has a cache row) against their stored keys/values as they stand,
+        read-only (CachingDenoiser's ``peek``); eager, outside the captured calls. ``conditioning``: those rows'."""
+        local = torch.searchsorted(self.cache_rows, rows).to(tokens.device)
+        return self.denoiser.peek(tokens, columns, self.cache, local, **conditioning)
 
     def _full(
         self,

@@ -3,7 +3,11 @@
 Per step, for the rows that are not finished (finished rows are dropped from the denoiser call and cost nothing):
 1. find the open rows with the step's one host sync (with ``sync_every`` N, once per N steps: between syncs the
    rows' completion and block advance are decided on the device, core/multistep.py), and each row's window: its
-   active block (the first block that still holds a masked position), plus the next block for rules with history;
+   active block (the first block that still holds a masked position), plus the next block for rules with history
+   (KLASS's first KL in a block compares with the distribution of the step before the block began), except under
+   the dual cache: there the window is the active block, and right after the sync the rows whose block advanced by
+   one at their last step make one extra read-only cached call of their new block (a *peek*, ``_peek``), whose
+   distribution takes the next-block half's place; it costs one NFE per row and block advance;
 2. get the window's logits (and the answer slots' for early exit) from the denoiser (core/cache.py): a full forward,
    or under a KV cache only the window against the stored keys/values, refreshed at each row's block boundaries;
    conditioning tensors follow the row selection;
@@ -12,7 +16,8 @@ Per step, for the rows that are not finished (finished rows are dropped from the
    generator) and compute the probabilities and confidences; other statistics follow lazily (StepStats, in
    ``stats_dtype``);
 4. for rules with history, update the per-position KL history and keep log(p + eps) for the next step, only for
-   the window (ALGORITHMS.md, "Cost"), shifting it when a row's block advances;
+   the window (ALGORITHMS.md, "Cost"), shifting it when a row's block advances (a one-block window starts afresh,
+   and the peek then fills in the previous distribution);
 5. ask the rule which positions to commit (with answer-first ordering, only among the answer slots while any is
    masked), write their tokens (and, with post-mask editing, replace committed tokens
    the model now contradicts confidently), record the step and the NFE; under uniform corruption re-draw the noise of
@@ -137,7 +142,8 @@ class _EditPhase:
 
 
 class KLHistory:
-    """KLASS's memory for the window: log(p + eps) of the previous step and the last H KL values."""
+    """KLASS's memory for the window (one or two blocks, see the module's step 1): log(p + eps) of the previous step
+    and the last H KL values."""
 
     def __init__(self, batch: int, window: int, vocab: int, length: int, device: torch.device, dtype: torch.dtype):
         self.log_eps = torch.log(torch.tensor(KL_EPS, dtype=dtype)).item()
@@ -262,6 +268,7 @@ def decode(
     ``cache_refresh`` steps (0: only there); see core/cache.py. ``capture`` (auto, on, off) runs each step's
     denoiser call and statistics as a CUDA graph; see core/capture.py. ``editing`` turns on post-mask editing
     (Editing); it needs one block per decode, as block diffusion gives each canvas (core/blocks.py).
+    Under the dual cache a rule with history spends one more NFE per row and block advance (its peek, step 1 above).
     ``answer_first[B, A]`` (answer-slot positions) decodes those positions before any other: while a row has one of
     them masked, no other position is a candidate for its rule (the answer is committed before any reasoning, the
     ablation of reasoning-as-infilling); it needs one block. ``sync_every`` N > 1 reads the loop's bookkeeping
@@ -285,8 +292,12 @@ def decode(
     conditioning = conditioning or {}
     device = state.tokens.device
     progress = _Progress(state, blocks)
-    window = blocks.length * (2 if rule.history and blocks.count > 1 else 1)
+    peeking = _peeks(denoiser, rule, blocks, cache, cache_refresh)
+    window = blocks.length * (2 if rule.history and blocks.count > 1 and not peeking else 1)
     offsets = torch.arange(window, device=device)
+    if peeking:  # per row: its next block's tokens before the step that left its block, and whether to peek
+        ahead = state.tokens.new_zeros(state.batch, blocks.length)
+        pending = torch.zeros(state.batch, dtype=torch.bool, device=device)
     history: KLHistory | None = None
     runner = StepRunner(capture, device, getattr(denoiser, "capturable", False))
     forward = StepForward(
@@ -317,14 +328,22 @@ def decode(
         due = forward.due(progress.block)
         if not plan:
             extra = chunks.extra(state, progress)
-            host = torch.stack([(~state.finished).long(), due.long(), progress.block, *extra]).cpu()  # the sync
+            peeks = [pending.long()] if peeking else []
+            host = torch.stack([(~state.finished).long(), due.long(), progress.block, *extra, *peeks]).cpu()  # sync
             syncs += 1
+            if peeking:
+                host, peek_rows = host[:-1], (host[-1].bool() & host[0].bool()).nonzero().squeeze(1)
             open_rows = host[0].nonzero().squeeze(1)
             now = time.perf_counter()
             state.wall_s[prev_rows] += now - last
             last = now
             if open_rows.numel() == 0:
                 break
+            if peeking:
+                pending.zero_()
+                if peek_rows.numel():
+                    _peek(forward, history, state, peek_rows, ahead, progress, blocks.length, conditioning,
+                          stats_dtype)
             rows = open_rows.to(device, non_blocking=True)
             full = rows.numel() == state.batch
             plan = chunks.plan(host, open_rows)
@@ -358,6 +377,9 @@ def decode(
             previous = out.window.new_zeros((state.batch, *out.window.shape[1:])) if previous is None else previous
             previous.index_copy_(0, rows, out.window)
 
+        if peeking:  # the next block's tokens as they are before this step's commit
+            nxt = state.gen_start + (rel + blocks.length).clamp_max(state.gen_length - 1)
+            before = tokens.gather(1, nxt)
         x0 = chooser(out.window, generator) if out.x0 is None else out.x0
         stats = _prefilled(StepStats(out.window, x0, stats_dtype, confidence), probs=out.probs, conf=out.conf)
         kl_history = None
@@ -398,6 +420,10 @@ def decode(
         marks = state.commit_step[rows]
         state.commit_step[rows] = torch.where(committed_rows, (state.nfe[rows] - 1).unsqueeze(1), marks)
         moved = progress.advance(state, rows, live)
+        if peeking:
+            one = moved == 1
+            ahead[rows] = torch.where(one[rows].unsqueeze(1), before, ahead[rows])
+            pending |= one
         if history is not None:
             history.shift(moved, blocks.length)
         if callbacks:
@@ -411,6 +437,38 @@ def decode(
     for cb in callbacks:
         cb.on_end(state)
     return DecodeResult(state.tokens, state.nfe, state.wall_s, state.commit_step, step, state, runner.captured, syncs)
+
+
+def _peeks(denoiser: Denoiser, rule: Rule, blocks: Blocks, cache: str, refresh: int) -> bool:
+    """Whether a rule with history takes its next block's distribution from a peek (``_peek``) under the dual
+    cache, its window then one block; elsewhere the window holds the next block too: a full or prefix-cache forward
+    computes those positions anyway (every step with ``cache_refresh`` 1), and a denoiser may lack ``peek``."""
+    return (bool(rule.history) and blocks.count > 1 and cache == "dual" and refresh != 1
+            and callable(getattr(denoiser, "peek", None)))
+
+
+def _peek(forward: StepForward, history: KLHistory, state: MaskedState, rows: torch.Tensor, ahead: torch.Tensor,
+          progress: _Progress, length: int, conditioning: dict, dtype: torch.dtype) -> None:
+    """The previous distribution of the new active block of state rows ``rows`` (host), whose block advanced by one
+    at their last step: one read-only cached call of that block's positions with their tokens from before that
+    step's commit (``ahead``) against the row's cache as that step left it, where the old block holds the step's
+    fresh keys/values (of the canvas before the commit, the one the step's logits came from). That is what the
+    two-block window's next-block half computes in that step, up to the old block's keys/values having been
+    computed without the next block's fresh ones.
+
+    NFE: counted as one for each of the rows (so commit steps, ``nfe - 1`` at the commit, count it too). The project
+    counts NFE as denoiser calls per row (ALGORITHMS.md), and a peek is one whose output the rule reads, as costly
+    per row as an ordinary cached step (one block of queries against the cache); the uncached loop and the two-block
+    window pay for the same distributions inside their steps, so their NFE are lower by one per block advance.
+    """
+    local = rows.to(ahead.device)
+    columns = state.gen_start + progress.block[local].unsqueeze(1) * length + torch.arange(length, device=ahead.device)
+    cond = _subset(conditioning, local, state.batch, False)
+    logits = forward.peek(ahead[local], columns, rows, cond)
+    if not state.uniform and 0 <= state.mask_id < logits.shape[-1]:
+        logits[..., state.mask_id] = float("-inf")
+    history.prev[local] = StepStats(logits, None, dtype).log_probs_eps
+    state.nfe[local] += 1
 
 
 def _first_only(active: torch.Tensor, first: torch.Tensor) -> torch.Tensor:

@@ -48,6 +48,12 @@ would shrink the call, so kernels whose last bits depend on the shape (bf16 GEMM
 at batch 1 every call has the one-step loop's shapes. Wall-clock seconds are charged per chunk to its rows;
 ``DecodeResult.steps`` counts batch steps, no-op ones included.
 
+KLASS under the dual cache (core/loop.py, step 1): a row whose block advanced is due for a refresh, so it pauses until
+the next sync, and its peek runs right after that sync, as it does with N = 1 (where that sync comes at once): the flag
+that asks for it is read with the sync's other rows (no extra sync), and the row's no-op steps leave the keys/values
+the peek reads as the advancing step left them (they write only the new block's, which the peek's own queries
+replace). So the one-block window serves every N, with the same tokens, NFE and commit steps.
+
 Features decided on the host per step refuse N > 1 with a one-line ConfigError: post-mask editing (a row reopens
 for post-mask steps by counting edits, and it runs inside block diffusion's per-canvas loop), block-diffusion
 models (their outer loop syncs per canvas) and rules that do not declare ``device_only``.

@@ -1,9 +1,9 @@
 """StepStats: the per-step statistics every rule reads, computed once and only when first asked for.
 
 The loop gathers the logits of the active window (the masked positions' block, plus the next block for rules
-with history) and wraps them here. Each statistic is a cached property, so a rule that only needs confidence
-never pays for entropy or top-2 margins, and two statistics share the softmax. Everything is in ``dtype``
-(fp32 by default, fp64 for parity runs); no full-canvas or fp64 copies are made.
+with history outside the dual cache, core/loop.py) and wraps them here. Each statistic is a cached property, so a
+rule that only needs confidence never pays for entropy or top-2 margins, and two statistics share the softmax.
+Everything is in ``dtype`` (fp32 by default, fp64 for parity runs); no full-canvas or fp64 copies are made.
 """
 
 from __future__ import annotations

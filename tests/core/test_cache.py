@@ -13,7 +13,7 @@ from mdsample.errors import ConfigError
 from mdsample.models.cached import CachedLean
 from mdsample.models.lean import LayerKV, LeanConfig, LeanTransformer
 from tests.core.reference_loops import linear_counts
-from tests.core.toys import MixingDenoiser
+from tests.core.toys import CanvasCaching, CanvasCachingNoPeek, MixingDenoiser
 
 VOCAB = 24
 MASK = VOCAB - 1
@@ -51,6 +51,10 @@ class CountingLean(CachedLean):
     def cached(self, tokens, columns, slots, cache, outputs, **kw):
         self.calls.append(("cached", *tokens.shape))
         return super().cached(tokens, columns, slots, cache, outputs, **kw)
+
+    def peek(self, tokens, columns, cache, rows, **kw):
+        self.calls.append(("peek", *tokens.shape))
+        return super().peek(tokens, columns, cache, rows, **kw)
 
     def positions(self) -> int:
         return sum(b * q for _, b, q in self.calls)
@@ -228,10 +232,90 @@ def test_the_cache_avoids_compute():
     assert costs == {"none": 12 * 15, "prefix": 3 * 15 + 3 * (12 + 8 + 4), "dual": 3 * 15 + 3 * 3 * 4}
 
 
-def test_klass_dual_cache_computes_the_next_block_for_its_history():
+def test_klass_dual_cache_computes_one_block_and_peeks_at_the_next_once_per_block():
+    """KLASS's window under the dual cache is the active block; the next block's distribution comes from one peek
+    of one row and one block per block advance (3 blocks: 2 advances), counted as an NFE."""
     model = tiny_lean()
-    run(model, "klass", prompts(1), cache="dual")
-    assert {q for kind, _, q in model.calls if kind == "cached"} == {2 * BLOCK}
+    result = run(model, "klass", prompts(1), cache="dual")
+    assert {q for kind, _, q in model.calls if kind == "cached"} == {BLOCK}
+    assert [(b, q) for kind, b, q in model.calls if kind == "peek"] == [(1, BLOCK)] * 2
+    steps = sum(kind in ("cached", "prefill") for kind, _, _ in model.calls)
+    assert int(result.nfe[0]) == steps + 2
+
+
+def test_peek_reads_any_rows_and_stores_nothing():
+    """Right after the prefill, a peek of any rows (not only the first) and columns gives the full forward's logits
+    there, and leaves every stored key/value as it was (CachedLean and its Dream variant share the path)."""
+    model = tiny_lean(counting=False)
+    tokens = torch.randint(0, VOCAB, (3, 15), generator=torch.Generator().manual_seed(1))
+    cache = model.new_cache(4, 15, torch.device("cpu"))
+    full = model.prefill(tokens, cache, torch.arange(3))
+    stored = [t.clone() for t in cache.tensors]
+    rows = torch.tensor([2, 0])
+    columns = torch.tensor([[7, 8, 9, 10], [3, 4, 5, 6]])
+    queries = tokens[rows].gather(1, columns)
+    got = model.peek(queries, columns, cache, rows)
+    torch.testing.assert_close(got, full[rows.unsqueeze(1), columns], rtol=1e-10, atol=1e-10)
+    assert all(torch.equal(a, b) for a, b in zip(stored, cache.tensors, strict=True))
+
+
+UNEVEN4 = {**UNEVEN, 3: [4, 5, 6, 7]}
+"""UNEVEN, and for row 3 a whole frozen middle block: its block moves by two (no peek: as with two blocks, the
+history starts afresh)."""
+
+
+class WrongPeek(CanvasCaching):
+    def peek(self, tokens, columns, cache, rows, **_):
+        return torch.zeros(*tokens.shape, self.vocab_size, dtype=torch.float64)
+
+
+def test_klass_peeks_give_the_uncached_tokens_on_a_denoiser_without_staleness():
+    """On a denoiser whose cached calls equal the full forward (CanvasCaching), KLASS under the dual cache with its
+    one-block window and peeks gives exactly the uncached loop's tokens, as the two-block window (a denoiser without
+    ``peek``) does, while a wrong peek changes them (the first KLs of a block decide here); its NFE are the uncached
+    ones plus one per advance to the next block, and each peek is one call over the rows that advanced in the last
+    step alone, at their new block's first column."""
+    mixing = MixingDenoiser(vocab=VOCAB, length=15, seed=0, sharpness=4.0)
+    p = prompts(4, seed=4)
+
+    def go(model, cache="dual"):
+        state = MaskedState.blank(4, GEN, MASK, prompt=p)
+        for row, cols in UNEVEN4.items():
+            state.tokens[row, [3 + c for c in cols]] = 1
+            state.frozen[row, [3 + c for c in cols]] = True
+        rule = BUILTIN_RULES["klass"](conf_threshold=0.2, kl_threshold=1.0)
+        return decode(model, state, rule, schedule=BlockSchedule(GEN, BLOCK), stats_dtype=torch.float64, cache=cache)
+
+    plain = go(mixing, "none")
+    no_peek, peeking = CanvasCachingNoPeek(mixing), CanvasCaching(mixing)
+    two, one = go(no_peek), go(peeking)
+    assert torch.equal(plain.tokens, two.tokens) and torch.equal(plain.nfe, two.nfe)
+    assert torch.equal(plain.commit_step, two.commit_step)
+    assert torch.equal(plain.tokens, one.tokens)
+    assert not torch.equal(plain.tokens, go(WrongPeek(mixing)).tokens)
+    advances = torch.tensor([1, 2, 2, 0])  # blocks visited: row 0: 0, 1; rows 1, 2: 0, 1, 2; row 3: 0, 2
+    assert torch.equal(one.nfe, plain.nfe + advances)
+    assert {q for kind, _, q in no_peek.calls if kind == "cached"} == {2 * BLOCK}
+    assert {q for kind, _, q in peeking.calls if kind in ("cached", "peek")} == {BLOCK}
+    assert sum(len(rows) for rows, _ in peeking.peeked) == int(advances.sum())
+    assert all(len(rows) < 4 for rows, _ in peeking.peeked)
+    starts = sorted(c - 3 for _, cols in peeking.peeked for c in cols)
+    assert starts == [BLOCK] * 3 + [2 * BLOCK] * 2
+
+
+@pytest.mark.parametrize("refresh", [0, 2])
+def test_klass_peeks_batch_equals_row_by_row_and_only_advancing_rows_peek(refresh):
+    """Rows advance at different steps; a peek batches the rows that advanced in the last step, and a batch gives
+    each row its own tokens and NFE (tiny_lean: stale keys/values matter here)."""
+    model = tiny_lean(4)
+    p = prompts(4, seed=4)
+    batched = run(model, "klass", p, cache="dual", refresh=refresh, frozen=UNEVEN4)
+    peeks = [b for kind, b, _ in model.calls if kind == "peek"]
+    assert sum(peeks) == 5 and max(peeks) < 4
+    for i in range(4):
+        single = run(model, "klass", p[i : i + 1], cache="dual", refresh=refresh, frozen={0: UNEVEN4[i]})
+        assert torch.equal(batched.tokens[i], single.tokens[0])
+        assert int(batched.nfe[i]) == int(single.nfe[0])
 
 
 @pytest.mark.parametrize("mode", ["prefix", "dual"])

@@ -167,6 +167,17 @@ def test_cache_refresh_every_n_steps():
     assert_same(results)
 
 
+def test_klass_peeks_under_the_dual_cache():
+    """KLASS's one-block window under the dual cache: the peek of a row whose block advanced inside a chunk runs at
+    the next sync, with the one-step loop's tokens, NFE and commit steps (rows in different blocks, a block skipped)."""
+    frozen = {**UNEVEN, 3: [4, 5, 6, 7]}
+    models = [tiny_lean(4) for _ in EVERY]
+    results = [run(m, "klass", prompts(4, seed=4), cache="dual", frozen=frozen, sync_every=n)
+               for m, n in zip(models, EVERY, strict=True)]
+    assert_same(results)
+    assert all(sum(b for kind, b, _ in m.calls if kind == "peek") == 5 for m in models)
+
+
 def test_early_exit_and_answer_first():
     answer = torch.arange(13, 15).expand(3, 2)
 

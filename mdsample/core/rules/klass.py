@@ -4,7 +4,8 @@ A masked position is *ready* when each of its last H KL values KL(p_t || p_{t-1}
 its confidence exceeds ``conf_threshold`` (strict inequalities; stability is only checked from block step H-1 on,
 so it reads KL values from inside the block). Rows with ready positions commit them ("all") or the single best
 ("max_conf", "min_kl", "random"); rows without fall back to the block's linear schedule by confidence. The loop
-keeps the previous distribution and the KL history for the active and next block only (ALGORITHMS.md).
+keeps the previous distribution and the KL history for the active and next block only (ALGORITHMS.md); under the
+dual cache for the active block only, the next block's coming from one extra cached call when a row's block advances.
 """
 
 from __future__ import annotations
