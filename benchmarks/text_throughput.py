@@ -356,16 +356,26 @@ class PresetRun:
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
 
-    def window(self, rule: str) -> int:
-        """The loop's window (core/loop.py): one block, or two for a rule with history (it reads the next block)."""
+    def peeks(self, rule: str, cache: str | None) -> bool:
+        """Whether the loop gives a rule with history a one-block window and a peek per block (core/loop.py,
+        ``_peeks``): under the dual cache, unless every step refreshes (the native models offer ``peek``)."""
         history = BUILTIN_RULES[rule](**RULE_OPTIONS.get(rule, {})).history
-        return self.args.block * (2 if history and self.args.gen // self.args.block > 1 else 1)
+        refresh = int(self.overrides.get("cache_refresh", 0))
+        return bool(history) and self.args.gen // self.args.block > 1 and cache == "dual" and refresh != 1
+
+    def window(self, rule: str, cache: str | None) -> int:
+        """The loop's window (core/loop.py): one block, or two for a rule with history (it reads the next block)
+        outside the dual cache, where it peeks instead."""
+        history = BUILTIN_RULES[rule](**RULE_OPTIONS.get(rule, {})).history
+        two = history and self.args.gen // self.args.block > 1 and not self.peeks(rule, cache)
+        return self.args.block * (2 if two else 1)
 
     def roof(self, spec: Spec, gen: int | None = None, prompt: int | None = None, first: int | None = None) -> dict:
         gen = gen or self.args.gen
+        rule = spec.rule or "confidence"
         return roofline(self.shape, self.cost, spec.cache or "none", spec.batch, prompt or spec.prompt, gen,
-                        self.args.block, self.window(spec.rule or "confidence"), gen, self.preset.shifted, first,
-                        int(self.overrides.get("cache_refresh", 0)))
+                        self.args.block, self.window(rule, spec.cache), gen, self.preset.shifted, first,
+                        int(self.overrides.get("cache_refresh", 0)), self.peeks(rule, spec.cache))
 
     def estimate_s(self, spec: Spec, rows: list[dict]) -> float:
         """Seconds the measurement should take, warm-up included."""
@@ -422,7 +432,7 @@ class PresetRun:
         start = time.perf_counter()
         result = self.decode(spec.rule, spec.batch, self.prompts[spec.prompt], self.args.gen, spec.cache,
                              spec.capture, [clock])
-        row = self.row(spec, graphs=result.graphs, window=self.window(spec.rule),
+        row = self.row(spec, graphs=result.graphs, window=self.window(spec.rule, spec.cache),
                        **timing(start, clock.times, result.steps, spec.batch, self.args.gen),
                        **peaks(self.device, resident), **self.roof(spec))
         row["step_over_roofline"] = row["step_ms"] / row["roofline_ms"]

@@ -14,8 +14,9 @@ Roofline of one decode step (issue 18): ``max(weight-read time, FLOPs / measured
   - T the query tokens the step computes: B * L for an uncached step and for the refresh at the first step of each
     block (L = prompt + generation), B * (gen - k * block) for a prefix-cache step in block k (the active block and
     everything after it), B * W for a dual-cache step (W = the loop's window: one block, two for a rule with history,
-    KLASS); Dream's cached calls also compute each window position's left neighbour (its logits are the neighbour's
-    output), W more per row;
+    KLASS, except under the dual cache, where it is one block and such a rule ``peek``s: B * block more queries at
+    the first step of every block but the first, core/loop.py); Dream's cached calls also compute each window
+    position's left neighbour (its logits are the neighbour's output), W more per row;
   - S the attended length, L in every mode (the caches attend to the whole stored canvas in place), and the 4 =
     2 FLOPs per multiply-add times two products, QK^T and PV.
 
@@ -80,25 +81,29 @@ class Device:
 
 
 def step_tokens(cache: str, batch: int, prompt: int, gen: int, block: int, window: int, step: int, steps: int,
-                shifted: bool, refresh_every: int = 0) -> tuple[int, bool]:
+                shifted: bool, refresh_every: int = 0, peek: bool = False) -> tuple[int, bool]:
     """(query tokens computed, whether the step reads the stored keys/values) for step ``step`` of a decode of
     ``steps`` steps over ``gen // block`` blocks; ``shifted``: Dream's left-neighbour queries in cached calls;
-    ``refresh_every``: decode.cache_refresh (a full forward also every that many steps into a block)."""
+    ``refresh_every``: decode.cache_refresh (a full forward also every that many steps into a block); ``peek``: a
+    dual-cache rule with history, whose first step of each block after the first also peeks at that block."""
     length = prompt + gen
     blocks = max(gen // block, 1)
     k = step * blocks // steps
     into_block = step - -(-k * steps // blocks)
     refresh = cache == "none" or into_block == 0 or (refresh_every > 0 and into_block % refresh_every == 0)
     if refresh:
+        if peek and cache == "dual" and into_block == 0 and k > 0:
+            return batch * (length + block * (2 if shifted else 1)), True
         return batch * length, False
     queries = gen - k * block if cache == "prefix" else window
     return batch * (queries + (window if shifted else 0)), True
 
 
 def step_cost(shape: Shape, device: Device, cache: str, batch: int, prompt: int, gen: int, block: int, window: int,
-              step: int, steps: int, shifted: bool, refresh_every: int = 0) -> dict:
+              step: int, steps: int, shifted: bool, refresh_every: int = 0, peek: bool = False) -> dict:
     """FLOPs and the roofline terms (ms) of one step."""
-    tokens, reads_cache = step_tokens(cache, batch, prompt, gen, block, window, step, steps, shifted, refresh_every)
+    tokens, reads_cache = step_tokens(cache, batch, prompt, gen, block, window, step, steps, shifted, refresh_every,
+                                      peek)
     length = prompt + gen
     flops = 2 * shape.linear_params * tokens + 4 * shape.num_layers * shape.num_heads * shape.dim * tokens * length
     kv_bytes = batch * shape.num_layers * 2 * shape.num_kv_heads * shape.dim * length * device.element_bytes
@@ -110,11 +115,11 @@ def step_cost(shape: Shape, device: Device, cache: str, batch: int, prompt: int,
 
 
 def roofline(shape: Shape, device: Device, cache: str, batch: int, prompt: int, gen: int, block: int, window: int,
-             steps: int, shifted: bool, first: int | None = None, refresh_every: int = 0) -> dict:
+             steps: int, shifted: bool, first: int | None = None, refresh_every: int = 0, peek: bool = False) -> dict:
     """The step costs averaged over steps ``first``..``steps - 1`` (default: the second half, as ``step_ms``)."""
     first = steps // 2 if first is None else first
-    costs = [step_cost(shape, device, cache, batch, prompt, gen, block, window, i, steps, shifted, refresh_every)
-             for i in range(first, steps)]
+    costs = [step_cost(shape, device, cache, batch, prompt, gen, block, window, i, steps, shifted, refresh_every,
+                       peek) for i in range(first, steps)]
     mean = {k: sum(c[k] for c in costs) / len(costs) for k in costs[0]}
     return dict(flops_per_step=mean.pop("flops"), **mean)
 

@@ -40,6 +40,10 @@ def test_step_tokens_per_cache_mode():
     assert step_tokens("dual", step=33, **{**args, "shifted": True}) == (2 * 64, True)  # Dream's left neighbours
     assert step_tokens("dual", step=40, refresh_every=8, **args) == (2 * 384, False)  # decode.cache_refresh=8
     assert step_tokens("dual", step=41, refresh_every=8, **args) == (2 * 32, True)
+    # KLASS under the dual cache: a one-block window, and a peek at each block after the first on its first step
+    assert step_tokens("dual", step=32, peek=True, **args) == (2 * (384 + 32), True)
+    assert step_tokens("dual", step=0, peek=True, **args) == (2 * 384, False)
+    assert step_tokens("dual", step=33, peek=True, **args) == (2 * 32, True)
 
 
 def test_roofline_is_max_of_weight_read_and_compute_averaged_over_the_second_half():
