@@ -46,7 +46,8 @@ def launch(runs: list[str], out: Path, data_dir: Path, gpus: int, steps: dict[st
         name = run_name(run)
         run_dir = out / name
         overrides = [f"domain.representation={representation}", f"domain.data_dir={data_dir}", f"train.size={size}",
-                     f"train.max_minutes={minutes}", f"train.steps={steps[name] if steps else 10**7}", *extra, *split_run(run)[1]]
+                     f"train.max_minutes={minutes}", f"train.steps={steps[name] if steps else 10**7}", *extra,
+                     *split_run(run)[1]]
         if steps is None:
             overrides += ["train.log_every=20", "train.eval_every=100000"]
         cmd = mdsample("train", "--domain", "molecule", "--out", str(run_dir), *(["--init", init[0]] if init else []),
