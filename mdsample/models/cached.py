@@ -26,7 +26,7 @@ import torch
 
 from mdsample.core.cache import KVCache
 from mdsample.models.dream import dream_positions, shift_logits
-from mdsample.models.lean import KVStore, LeanOutput, LeanTransformer
+from mdsample.models.lean import KVStore, LayerKV, LeanOutput, LeanTransformer
 
 
 class CachedLean:
@@ -79,12 +79,14 @@ class CachedLean:
         attention_mask: torch.Tensor | None = None,
         columns: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        out = self.model(tokens, attention_mask=attention_mask, positions=self._positions(attention_mask),
-                         return_kv=True, outputs=None if columns is None else self._sources(columns))
         length = tokens.shape[1]
-        for i, kv in enumerate(out.kv):
+
+        def write(i: int, kv: LayerKV) -> None:
             cache.tensors[2 * i][:, :, :length].index_copy_(0, rows, kv.keys)
             cache.tensors[2 * i + 1][:, :, :length].index_copy_(0, rows, kv.values)
+
+        out = self.model(tokens, attention_mask=attention_mask, positions=self._positions(attention_mask),
+                         on_kv=write, outputs=None if columns is None else self._sources(columns))
         return self._logits(out.logits) if columns is None else out.logits
 
     def _sources(self, columns: torch.Tensor) -> torch.Tensor:

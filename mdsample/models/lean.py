@@ -271,9 +271,13 @@ class LeanTransformer(nn.Module):
         return_kv: bool = False,
         store: list[KVStore] | None = None,
         outputs: torch.Tensor | None = None,
+        on_kv: Callable[[int, LayerKV], None] | None = None,
     ) -> LeanOutput:
         """Logits of ``tokens``; with ``prefix`` / ``suffix`` (per-layer keys/values of the positions before and
-        after them, e.g. from an earlier ``return_kv=True`` call) only ``tokens`` are computed. With ``store``
+        after them, e.g. from an earlier ``return_kv=True`` call) only ``tokens`` are computed. ``on_kv(i, kv)``
+        receives layer i's keys/values as soon as the layer has run, instead of the output keeping every layer's: a
+        cache refresh copies them into its cache at once, so at most one layer's are held beside the cache (at batch
+        64 and prompt 1024 LLaDA-8B's 32 layers hold 80 GiB of keys/values, the cache's own size again). With ``store``
         (per-layer storage, see ``KVStore``; not together with ``prefix`` / ``suffix``) the tokens write their
         keys/values into it and attend to its L slots, ``attention_mask[B, L]`` covering those. ``outputs[B, C]``
         (token indices) limits the final norm and the LM head to those positions, ``logits[B, C, V]``: a cache
@@ -284,7 +288,7 @@ class LeanTransformer(nn.Module):
         query must keep at least one key).
         ``positions[B or 1, L]`` (each below P + L + S) default to ``P .. P + L - 1`` (P = prefix length).
         """
-        args = (tokens, attention_mask, positions, prefix, suffix, return_kv, store, outputs)
+        args = (tokens, attention_mask, positions, prefix, suffix, return_kv, store, outputs, on_kv)
         if self.compiled:
             try:
                 return self._forward(*args)
@@ -304,6 +308,7 @@ class LeanTransformer(nn.Module):
         return_kv: bool,
         store: list[KVStore] | None,
         outputs: torch.Tensor | None,
+        on_kv: Callable[[int, LayerKV], None] | None,
     ) -> LeanOutput:
         start = 0 if prefix is None else prefix[0].keys.shape[2]
         limit = start + tokens.shape[1] + (0 if suffix is None else suffix[0].keys.shape[2])
@@ -324,7 +329,9 @@ class LeanTransformer(nn.Module):
             before, after = (None if prefix is None else prefix[i]), (None if suffix is None else suffix[i])
             args = (x, update, table, positions, mask, before, after, None if store is None else store[i])
             x, update, kv = layer(*args) if block is None else block(layer, *args)
-            if return_kv:
+            if on_kv is not None:
+                on_kv(i, kv)
+            elif return_kv:
                 kvs.append(kv)
         if outputs is not None:
             rows = torch.arange(x.shape[0], device=x.device).unsqueeze(1)
