@@ -137,10 +137,12 @@ class CachedLean:
 
 
 class _RowCopies(Sequence):
-    """Per-layer ``KVStore`` over copies of cache rows ``rows``, each made when its layer asks for it."""
+    """Per-layer ``KVStore`` over copies of cache rows ``rows``, each made when its layer asks for it. The last copy
+    is kept until another layer asks, since the module reads layer 0's shape before running layer 0."""
 
     def __init__(self, cache: KVCache, rows: torch.Tensor, where: torch.Tensor, layers: int):
         self.cache, self.rows, self.where, self.layers = cache, rows, where, layers
+        self._last: tuple[int, KVStore] | None = None
 
     def __len__(self) -> int:
         return self.layers
@@ -148,8 +150,10 @@ class _RowCopies(Sequence):
     def __getitem__(self, i: int) -> KVStore:
         if not 0 <= i < self.layers:
             raise IndexError(i)
-        keys, values = self.cache.tensors[2 * i], self.cache.tensors[2 * i + 1]
-        return KVStore(keys.index_select(0, self.rows), values.index_select(0, self.rows), self.where)
+        if self._last is None or self._last[0] != i:
+            keys, values = self.cache.tensors[2 * i], self.cache.tensors[2 * i + 1]
+            self._last = (i, KVStore(keys.index_select(0, self.rows), values.index_select(0, self.rows), self.where))
+        return self._last[1]
 
 
 class CachedDream(CachedLean):
