@@ -393,7 +393,7 @@ class PresetRun:
                                    ["roofline_kv_ms"], capture, measured)
         steps = {"mdsample": args.gen, "forward": 6, "profile": 3 * args.block}[spec.kind]  # profile: 2 blocks + tool
         cold = spec.kind != "forward" and (spec.batch, spec.prompt, capture) not in self.warmed
-        warm = args.block if cold else 0
+        warm = args.gen if cold else 0
         return (steps + warm) * step_ms / 1e3
 
     def row(self, spec: Spec, **fields) -> dict:
@@ -419,10 +419,11 @@ class PresetRun:
                       callbacks=callbacks, **options)
 
     def warm_up(self, batch: int, prompt: int, capture: str) -> None:
-        """One block of the plain loop with the dual cache at this batch, prompt and capture mode, before the first
-        timed decode there: kernels, cuBLAS's choices and the allocator's pools are then in place, so that the
-        whole-decode figures (tokens/s) are those of a warm process."""
-        self.decode("confidence", batch, self.prompts[prompt], self.args.block, "dual", capture, [])
+        """A whole decode of the plain loop with the dual cache at this batch, prompt and capture mode, before the
+        first timed decode there: kernels (Triton's included, compiled per shape on first use), cuBLAS's choices and
+        the allocator's pools are then in place, so that the whole-decode figures (tokens/s) are those of a warm
+        process. (One block was not enough: the first whole decode after it ran 10-30% slower than the next.)"""
+        self.decode("confidence", batch, self.prompts[prompt], self.args.gen, "dual", capture, [])
         self.warmed.add((batch, prompt, capture))
 
     def run_mdsample(self, spec: Spec) -> dict:

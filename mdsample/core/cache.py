@@ -184,15 +184,20 @@ class StepForward:
     def peek(self, tokens: torch.Tensor, columns: torch.Tensor, rows: torch.Tensor, conditioning: dict) -> torch.Tensor:
         """Logits ``[m, Q, V]`` of the query ``tokens[m, Q]`` at canvas ``columns[m, Q]`` of state rows ``rows`` (on the
         host; each stepped in the last call, so each has a cache row) against their stored keys/values as they stand,
-        read-only (CachingDenoiser's ``peek``); eager, outside the captured calls, but padded to the step's batch
-        buckets when static, so that a compiled denoiser (decode.compile) meets no new shapes beyond a few.
+        read-only (CachingDenoiser's ``peek``); a call of the step runner like the others (padded to the step's batch
+        buckets and captured when static: eager, a peek of an 8B model at batch 1 costs three captured ones).
         ``conditioning``: those rows'."""
         m = tokens.shape[0]
         b = self.runner.batch(m, self.batch)
         local = torch.searchsorted(self.cache_rows, rows).to(tokens.device)
         inputs = {"tokens": tokens, "columns": columns, "rows": local, **_tensors(conditioning, m)}
         inputs = {k: _pad(v, b) for k, v in inputs.items()}
-        return self.denoiser.peek(cache=self.cache, **inputs, **_constants(conditioning, m))[:m]
+        consts = _constants(conditioning, m)
+
+        def peek(**inputs):
+            return (self.denoiser.peek(cache=self.cache, **inputs, **consts),)
+
+        return self.runner("peek", peek, inputs)[0][:m]
 
     def _full(
         self,

@@ -16,8 +16,8 @@ Per step, for the rows that are not finished (finished rows are dropped from the
    generator) and compute the probabilities and confidences; other statistics follow lazily (StepStats, in
    ``stats_dtype``);
 4. for rules with history, update the per-position KL history and keep log(p + eps) for the next step, only for
-   the window (ALGORITHMS.md, "Cost"), shifting it when a row's block advances (a one-block window starts afresh,
-   and the peek then fills in the previous distribution);
+   the window (ALGORITHMS.md, "Cost"; one fused pass on CUDA, core/kl_update.py), shifting it when a row's block
+   advances (a one-block window starts afresh, and the peek then fills in the previous distribution);
 5. ask the rule which positions to commit (with answer-first ordering, only among the answer slots while any is
    masked), write their tokens (and, with post-mask editing, replace committed tokens
    the model now contradicts confidently), record the step and the NFE; under uniform corruption re-draw the noise of
@@ -44,6 +44,7 @@ from mdsample.core.capture import StepRunner
 from mdsample.core.choices import CONFIDENCES
 from mdsample.core.denoiser import Denoiser
 from mdsample.core.infill import EarlyExit
+from mdsample.core.kl_update import kl_update
 from mdsample.core.multistep import Chunks, check_sync_every
 from mdsample.core.rules.base import Rule, StepContext, ensure_progress
 from mdsample.core.schedule import Blocks, BlockSchedule, tokens_this_step
@@ -152,14 +153,11 @@ class KLHistory:
 
     def update(self, rows: torch.Tensor, stats: StepStats, live: torch.Tensor | None = None) -> torch.Tensor:
         """Record this step's KL and distribution for ``rows`` (only the ``live`` ones when given)."""
-        kl = stats.kl_from(self.prev[rows])
+        kl = kl_update(stats.probs, self.prev, rows, live, KL_EPS)  # one fused pass on CUDA (core/kl_update.py)
         history = torch.cat([self.kl[rows, :, 1:], kl.unsqueeze(-1)], dim=-1)
-        prev = stats.log_probs_eps
         if live is not None:
             history = torch.where(live.view(-1, 1, 1), history, self.kl[rows])
-            prev = torch.where(live.view(-1, 1, 1), prev, self.prev[rows])
         self.kl[rows] = history
-        self.prev[rows] = prev
         return self.kl[rows]
 
     def shift(self, moved: torch.Tensor, block: int) -> None:
@@ -306,9 +304,10 @@ def decode(
         stats=_statistics(None if state.uniform else state.mask_id, chooser, stats_dtype, confidence),
     )
     phase = None if editing is None else _EditPhase(editing, state.batch, blocks.steps, device)
-    exact = (rule.schedule == "linear" and getattr(rule, "fixed_count", False) and early_exit is None
-             and answer_first is None and not (cache != "none" and cache_refresh))
-    chunks = Chunks(sync_every, blocks, cache != "none", exact)
+    foresee = early_exit is None and answer_first is None and editing is None  # a chunk's first counts: the synced
+    exact = (foresee and rule.schedule == "linear" and getattr(rule, "fixed_count", False)
+             and not (cache != "none" and cache_refresh))
+    chunks = Chunks(sync_every, blocks, cache != "none", exact, foresee, rule.schedule)
     first = None if answer_first is None else torch.zeros_like(state.frozen).scatter(1, answer_first, True)
     previous: torch.Tensor | None = None  # the last step's logits, for a self-conditioned denoiser
     if early_exit is not None:

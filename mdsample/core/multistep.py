@@ -29,11 +29,16 @@ The chunk plan (``Chunks``). For a rule that commits exactly ``k`` positions per
 (``Rule.fixed_count``: confidence, margin, entropy, random), the host replays the schedule and the block advance on
 the counts read at the sync: each step's ``k_max`` is then the very ``k.max()`` the one-step loop reads, so
 ``torch.topk`` runs with the same k and breaks exact ties the same way, and the chunk ends exactly when the last row
-finishes (or, under a cache, at the first block end, so no row pauses). For other rules the bound is the block
-length, and a chunk is at most as long as some row may still need (each live step commits at least one position per
-row and a block runs at most its steps) and, under a cache, as the earliest block end allows; an adaptive rule may
-still issue up to N - 1 no-op steps at the end of a decode, and rows may pause under a cache. Chunk ends never
-change tokens, only the work done.
+finishes (or, under a cache, at the first block end, so no row pauses). For other rules the chunk's first step still
+gets the exact ``k.max()`` (its counts are the synced ones, unless early exit, answer-first order or editing change
+them), later steps the block length as their bound, and a chunk is at most as long as some row may still need (each
+live step commits at least one position per row and a block runs at most its steps) and, under a cache, as the
+earliest block end allows; an adaptive rule may still issue up to N - 1 no-op steps at the end of a decode, and rows
+may pause under a cache. Chunk ends never change tokens, only the work done.
+
+The same foresight serves ``sync_every`` 1: there every chunk is one step, and handing top-k its ``k.max()`` from the
+sync's copy spares the plain loop and every top-k rule a second device sync per step (about 0.65 ms of a 7.3 ms
+batch-1 step of the LLaDA-8B shape on an H200, BENCHMARKS.md, "Session 9").
 
 Exactness: every row gets the tokens, NFE and commit steps of ``sync_every`` 1, with two batch-level exceptions.
 Random draws (sampled tokens, the random and MaskGIT rules, uniform noise) are made for the chunk's rows, so they
@@ -98,43 +103,52 @@ class Chunks:
     row's block ends. Otherwise every step takes the block length as its bound.
     """
 
-    def __init__(self, sync_every: int, blocks: Blocks, cached: bool, exact: bool):
+    def __init__(self, sync_every: int, blocks: Blocks, cached: bool, exact: bool, foresee: bool = False,
+                 schedule: str = "linear"):
         self.every, self.blocks, self.cached, self.exact = sync_every, blocks, cached, exact
+        self.foresee, self.schedule = foresee or exact, schedule
 
     def extra(self, state, progress) -> list[torch.Tensor]:
-        """The per-row values [B] the sync also reads when chunks are longer than one step: the block step, the
-        masked count at the block's start, then the masked count of every block (``progress``: the loop's
-        _Progress)."""
-        if self.every == 1:
+        """The per-row values [B] the sync also reads when chunks are longer than one step, or when the first
+        step's counts can be foreseen: the block step, the masked count at the block's start, then the masked count
+        of every block (``progress``: the loop's _Progress)."""
+        if self.every == 1 and not self.foresee:
             return []
         return [progress.step, progress.n0, *progress.block_counts(state).T]
 
     def plan(self, host: torch.Tensor, open_rows: torch.Tensor) -> list[int | None]:
         """``k_max`` for each step of the chunk that starts now (its length is the chunk's), from the synced rows
-        ``host`` (the loop's rows: open, due, block; then ``extra``'s)."""
-        if self.every == 1:
+        ``host`` (the loop's rows: open, due, block; then ``extra``'s). With ``foresee`` the chunk's first step
+        gets the very ``k.max()`` the loop computes (the synced counts are its counts), so that even a one-step
+        chunk hands top-k its k without a second device sync; None lets the rule read ``k.max()`` itself."""
+        if self.every == 1 and not self.foresee:
             return [None]
         block, step, n0 = (host[i][open_rows] for i in (2, 3, 4))
         counts = host[5:].T[open_rows]
         if self.exact:
-            return self._replay(block, step, n0, counts.clone())
+            return self._replay(block, step, n0, counts.clone(), self.every) or [None]
+        first = self._replay(block, step, n0, counts.clone(), 1) if self.foresee else []
+        if self.every == 1:
+            return first or [None]
         steps = self.blocks.steps
         need = torch.minimum(counts.sum(dim=1), (self.blocks.count - block) * steps - step)
         size = min(self.every, int(need.max()))
         if self.cached:
             here = counts.gather(1, block.unsqueeze(1)).squeeze(1)
             size = min(size, int(torch.minimum(here, steps - step).min()))
-        return [self.blocks.length] * max(size, 1)
+        return (first + [self.blocks.length] * max(size, 1))[: max(size, 1)]
 
-    def _replay(self, block: torch.Tensor, step: torch.Tensor, n0: torch.Tensor, counts: torch.Tensor) -> list[int]:
-        """The loop's linear schedule and block advance (_Progress) for up to ``every`` steps, on the host."""
+    def _replay(self, block: torch.Tensor, step: torch.Tensor, n0: torch.Tensor, counts: torch.Tensor,
+                most: int) -> list[int]:
+        """The loop's schedule and block advance (_Progress) for up to ``most`` steps, on the host (past the first
+        step only for rules that commit exactly k)."""
         blocks = self.blocks
         left = counts.gather(1, block.unsqueeze(1)).squeeze(1)
         plan: list[int] = []
-        while len(plan) < self.every and bool((left > 0).any()):
+        while len(plan) < most and bool((left > 0).any()):
             live = left > 0
             spread = n0 if blocks.spread == "masked" else torch.full_like(n0, blocks.length)
-            k = torch.where(live, tokens_this_step("linear", spread, left, step, blocks.steps), 0)
+            k = torch.where(live, tokens_this_step(self.schedule, spread, left, step, blocks.steps), 0)
             plan.append(int(k.max()))
             left, step = left - k, step + live.long()
             counts.scatter_(1, block.unsqueeze(1), left.unsqueeze(1))

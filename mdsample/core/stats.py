@@ -58,7 +58,3 @@ class StepStats:
     def log_probs_eps(self) -> torch.Tensor:
         """log(p + eps): what KLASS keeps as the previous distribution of a position."""
         return torch.log(self.probs + KL_EPS)
-
-    def kl_from(self, prev_log_probs_eps: torch.Tensor) -> torch.Tensor:
-        """KL(p_t || p_{t-1}) per position given the previous step's ``log(p + eps)``, [b, W]."""
-        return (self.probs * (self.log_probs_eps - prev_log_probs_eps)).sum(dim=-1)

@@ -161,6 +161,23 @@ def test_one_row_syncs_once_per_chunk(mode):
     assert [r.steps for r in results] == [GEN // 2] * 3
 
 
+@pytest.mark.parametrize("mode", ["none", "dual"])
+@pytest.mark.parametrize("rule", ["confidence", "klass"])
+def test_one_step_chunks_hand_top_k_its_k(rule, mode, monkeypatch):
+    """With sync_every 1 the sync's counts give every step's k.max() on the host, so a top-k rule never reads it
+    back (a second device sync per step); the bound is the loop's own k.max(), so the tokens cannot change."""
+    seen = []
+    select = BUILTIN_RULES[rule].select
+
+    def spy(self, stats, ctx: StepContext):
+        seen.append((ctx.k_max, int(ctx.k.max())))
+        return select(self, stats, ctx)
+
+    monkeypatch.setattr(BUILTIN_RULES[rule], "select", spy)
+    run(tiny_lean(4), rule, prompts(4, seed=4), cache=mode, frozen=UNEVEN)
+    assert seen and all(bound == k for bound, k in seen), seen
+
+
 def test_cache_refresh_every_n_steps():
     results = [run(tiny_lean(4), "klass", prompts(4, seed=4), cache="dual", refresh=2, frozen=UNEVEN, sync_every=n)
                for n in EVERY]
