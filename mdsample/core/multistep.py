@@ -31,10 +31,11 @@ the counts read at the sync: each step's ``k_max`` is then the very ``k.max()`` 
 ``torch.topk`` runs with the same k and breaks exact ties the same way, and the chunk ends exactly when the last row
 finishes (or, under a cache, at the first block end, so no row pauses). For other rules the chunk's first step still
 gets the exact ``k.max()`` (its counts are the synced ones, unless early exit, answer-first order or editing change
-them), later steps the block length as their bound, and a chunk is at most as long as some row may still need (each
-live step commits at least one position per row and a block runs at most its steps) and, under a cache, as the
-earliest block end allows; an adaptive rule may still issue up to N - 1 no-op steps at the end of a decode, and rows
-may pause under a cache. Chunk ends never change tokens, only the work done.
+them; the cosine schedule's ratios are one float64 table for host and device, core/schedule.py), later steps the
+block length as their bound, and a chunk is at most as long as some row may still need (each live step commits at
+least one position per row and a block runs at most its steps) and, under a cache, as the earliest block end allows;
+an adaptive rule may still issue up to N - 1 no-op steps at the end of a decode, and rows may pause under a cache.
+Chunk ends never change tokens, only the work done.
 
 The same foresight serves ``sync_every`` 1: there every chunk is one step, and handing top-k its ``k.max()`` from the
 sync's copy spares the plain loop and every top-k rule a second device sync per step (about 0.65 ms of a 7.3 ms
@@ -45,13 +46,13 @@ Random draws (sampled tokens, the random and MaskGIT rules, uniform noise) are m
 equal the one-step loop's while every row of the chunk is live (always at batch 1 without a cache, and for
 fixed-count rules whose rows finish together); after a row finished or paused inside a chunk a seeded run is still
 reproducible, but draws land on other rows, and no-op steps advance the generator. And where the bound replaces
-``k.max()`` (KLASS's top-k fallback, threshold with ``floor="schedule"``), top-k may order positions whose scores
-tie exactly at the k-th place differently (``topk(block_length)`` then each row's first k). All of this assumes, as
-decode()'s batch-equals-row-by-row promise does, that a row's logits do not depend on its batch: a chunk keeps a
-finished row in the batch (and the prefix cache's query columns of the chunk's first step) where the one-step loop
-would shrink the call, so kernels whose last bits depend on the shape (bf16 GEMMs on a GPU) can differ at batch > 1;
-at batch 1 every call has the one-step loop's shapes. Wall-clock seconds are charged per chunk to its rows;
-``DecodeResult.steps`` counts batch steps, no-op ones included.
+``k.max()`` (KLASS's top-k fallback, threshold with ``floor="schedule"``, MaskGIT), top-k may order positions whose
+scores tie exactly at the k-th place differently (``topk(block_length)`` then each row's first k). All of this
+assumes, as decode()'s batch-equals-row-by-row promise does, that a row's logits do not depend on its batch: a chunk
+keeps a finished row in the batch (and the prefix cache's query columns of the chunk's first step) where the
+one-step loop would shrink the call, so kernels whose last bits depend on the shape (bf16 GEMMs on a GPU) can differ
+at batch > 1; at batch 1 every call has the one-step loop's shapes. Wall-clock seconds are charged per chunk to its
+rows; ``DecodeResult.steps`` counts batch steps, no-op ones included.
 
 KLASS under the dual cache (core/loop.py, step 1): a row whose block advanced is due for a refresh, so it pauses until
 the next sync, and its peek runs right after that sync, as it does with N = 1 (where that sync comes at once): the flag
@@ -100,7 +101,9 @@ class Chunks:
     schedule, no early exit, no answer-first order, no periodic cache refresh). Then the plan replays the loop's
     schedule for the chunk on the synced counts, and every step calls top-k with the very ``k.max()`` the one-step
     loop reads (identical ties), and the chunk ends exactly when the last row finishes or, under a cache, when a
-    row's block ends. Otherwise every step takes the block length as its bound.
+    row's block ends. Otherwise, with ``foresee`` (the first step's counts are the synced ones), the first step gets
+    its exact ``k.max()`` and the others the block length as their bound; without, every step takes the block length
+    (or, at ``sync_every`` 1, None: the rule reads ``k.max()`` itself).
     """
 
     def __init__(self, sync_every: int, blocks: Blocks, cached: bool, exact: bool, foresee: bool = False,
@@ -141,7 +144,7 @@ class Chunks:
     def _replay(self, block: torch.Tensor, step: torch.Tensor, n0: torch.Tensor, counts: torch.Tensor,
                 most: int) -> list[int]:
         """The loop's schedule and block advance (_Progress) for up to ``most`` steps, on the host (past the first
-        step only for rules that commit exactly k)."""
+        step only for rules that commit exactly k with the linear schedule)."""
         blocks = self.blocks
         left = counts.gather(1, block.unsqueeze(1)).squeeze(1)
         plan: list[int] = []

@@ -10,6 +10,7 @@ progress and never selects a non-masked position (ALGORITHMS.md: the reference's
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -72,13 +73,23 @@ def tokens_this_step(
     if kind == "linear":
         k = n0 // steps + (step < n0 % steps).long()
     elif kind == "cosine":
-        ratio = torch.cos(math.pi / 2 * (step + 1).double() / steps)
+        ratio = _cosine_ratios(steps, step.device)[step.clamp(0, steps - 1)]
         still_masked = torch.floor(n0.double() * ratio).long()
         k = remaining - still_masked
     else:
         raise ConfigError(f"unknown schedule {kind!r}; choose one of: cosine, linear")
     k = torch.where(step >= steps - 1, remaining, k)
     return torch.minimum(k.clamp_min(1), remaining)
+
+
+@functools.cache
+def _cosine_ratios(steps: int, device: torch.device) -> torch.Tensor:
+    """cos(pi/2 * (s+1)/steps) for s < steps, float64, computed on the CPU and copied to ``device`` once: every device
+    and the host's chunk plan (core/multistep.py) then multiply the same ratios, and a float64 product rounds the same
+    everywhere, so they agree on every count (a GPU's own cos may differ in its last bit, and cos(pi/3) * n0 sits
+    exactly on an integer)."""
+    s = torch.arange(1, steps + 1, dtype=torch.float64)
+    return torch.cos(math.pi / 2 * s / steps).to(device)
 
 
 def _divisors(n: int) -> list[int]:

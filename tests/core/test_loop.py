@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
 from mdsample.core import BlockSchedule, MaskedState, TokenChooser, decode
 from mdsample.core.callbacks import TraceRecorder
 from mdsample.core.rules import BUILTIN_RULES
+from mdsample.core.schedule import tokens_this_step
 from mdsample.errors import ConfigError
 from tests.core.toys import MixingDenoiser, ProductDenoiser
 
@@ -113,6 +116,19 @@ def test_maskgit_follows_cosine_schedule():
     counts = torch.bincount(result.commit_step[0, 3:], minlength=4).tolist()
     # still masked after step s: floor(16 cos(pi/2 (s+1)/4)) = 14, 11, 6, 0
     assert counts == [2, 3, 5, 6]
+
+
+def test_cosine_counts_come_from_one_ratio_table():
+    """The cosine schedule reads its ratios from one float64 table made on the CPU (so the host's chunk plan and a
+    GPU agree on every count); the counts are those of the formula, cos(pi/2 (s+1)/S) computed per step."""
+    for steps in (1, 3, 4, 7, 16, 31):
+        step = torch.arange(steps).repeat_interleave(65)
+        n0 = torch.arange(65).repeat(steps)
+        k = tokens_this_step("cosine", n0, n0, step, steps)
+        ratio = torch.tensor([math.cos(math.pi / 2 * (s + 1) / steps) for s in step.tolist()], dtype=torch.float64)
+        formula = (n0 - torch.floor(n0.double() * ratio).long()).clamp_min(1)
+        formula = torch.where(step >= steps - 1, n0, formula)
+        assert torch.equal(k, torch.minimum(formula, n0))
 
 
 ADAPTIVE_CASES = [

@@ -178,6 +178,26 @@ def test_one_step_chunks_hand_top_k_its_k(rule, mode, monkeypatch):
     assert seen and all(bound == k for bound, k in seen), seen
 
 
+@pytest.mark.parametrize("every", [1, 3])
+def test_maskgit_chunks_hand_top_k_its_cosine_k(every, monkeypatch):
+    """The cosine schedule (several positions per step): the chunk's first step gets the loop's exact k.max()."""
+    seen = []
+    select = BUILTIN_RULES["maskgit"].select
+
+    def spy(self, stats, ctx: StepContext):
+        seen.append((ctx.k_max, int(ctx.k.max())))
+        return select(self, stats, ctx)
+
+    monkeypatch.setattr(BUILTIN_RULES["maskgit"], "select", spy)
+    toy_decode("maskgit", every, block=8, steps=6, temperature=1.0)
+    ks = {k for _, k in seen}
+    assert len(ks) > 1  # the cosine counts vary
+    if every == 1:
+        assert all(bound == k for bound, k in seen), seen
+    else:  # the first step of a chunk gets k.max(), later ones the block length
+        assert all(bound >= k for bound, k in seen) and any(bound == k < 8 for bound, k in seen), seen
+
+
 def test_cache_refresh_every_n_steps():
     results = [run(tiny_lean(4), "klass", prompts(4, seed=4), cache="dual", refresh=2, frozen=UNEVEN, sync_every=n)
                for n in EVERY]
