@@ -334,9 +334,9 @@ def decode(
                 host, peek_rows = host[:-1], (host[-1].bool() & host[0].bool()).nonzero().squeeze(1)
             open_rows = host[0].nonzero().squeeze(1)
             now = time.perf_counter()
-            state.wall_s[prev_rows] += now - last
-            last = now
+            charge, last = (prev_rows, now - last), now
             if open_rows.numel() == 0:
+                state.wall_s[prev_rows] += charge[1]
                 break
             if peeking:
                 pending.zero_()
@@ -345,14 +345,13 @@ def decode(
                           stats_dtype)
             rows = open_rows.to(device, non_blocking=True)
             full = rows.numel() == state.batch
-            plan = chunks.plan(host, open_rows)
+            plan = None  # planned once the step's denoiser call is queued (host work the GPU need not wait for)
             due_host, first_block = host[1][open_rows].bool(), int(host[2][open_rows].min())
             live = None  # every row of the chunk is open at its first step
         else:  # a step inside the chunk: which of its rows step is decided on the device
             live = ~(state.finished[rows] | due[rows])
             due = torch.zeros_like(due)
             due_host = torch.zeros_like(due_host)
-        k_max = plan.pop(0)
         tokens = state.tokens if full else state.tokens[rows]
 
         rel = progress.block[rows].unsqueeze(1) * blocks.length + offsets
@@ -363,6 +362,10 @@ def decode(
             cond = {**cond, "self_conditioning": previous[rows]}
         out = forward(tokens, cond, rows=rows, open_rows=open_rows,
                       idx=idx, valid=valid, due=due, due_host=due_host, first_block=first_block)
+        if plan is None:
+            plan = chunks.plan(host, open_rows)
+            state.wall_s[charge[0]] += charge[1]
+        k_max = plan.pop(0)
         state.nfe[rows] += 1 if live is None else live.long()
         win_tokens = tokens.gather(1, idx)
         uncommitted = state.masked[rows]  # a copy: the uniform flags are updated in place below
