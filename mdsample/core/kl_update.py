@@ -11,24 +11,15 @@ reference runs (float64 parity runs included). The two agree to float32 rounding
 
 from __future__ import annotations
 
-import functools
-
 import torch
 
-
-@functools.cache
-def _triton_available() -> bool:
-    try:
-        import triton  # noqa: F401
-    except ImportError:
-        return False
-    return True
+from mdsample.core.triton_check import triton_available
 
 
 def uses_kernel(probs: torch.Tensor, prev: torch.Tensor) -> bool:
     """Whether ``kl_update`` runs the Triton kernel: CUDA float32 tensors whose vocabulary is contiguous."""
     return (probs.is_cuda and probs.dtype == prev.dtype == torch.float32 and probs.stride(-1) == 1
-            and prev.is_contiguous() and not torch.compiler.is_compiling() and _triton_available())
+            and prev.is_contiguous() and not torch.compiler.is_compiling() and triton_available())
 
 
 def kl_update_reference(probs: torch.Tensor, prev: torch.Tensor, rows: torch.Tensor, live: torch.Tensor | None,

@@ -24,11 +24,12 @@ fp32 kernels and references agree to float32 rounding, and in bf16 to a unit or 
 from __future__ import annotations
 
 import contextlib
-import functools
 from collections.abc import Iterator
 
 import torch
 from torch.nn import functional as F
+
+from mdsample.core.triton_check import triton_available
 
 _enabled = True
 
@@ -44,23 +45,13 @@ def disabled() -> Iterator[None]:
         _enabled = before
 
 
-@functools.cache
-def _triton_available() -> bool:
-    """Whether Triton imports (CUDA builds of torch ship it; the CPU builds do not)."""
-    try:
-        import triton  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def uses_kernels(x: torch.Tensor, *others: torch.Tensor | None) -> bool:
     """Whether an op on ``x`` (and ``others``) runs as a Triton kernel: CUDA, half / bf16 / fp32, not while
     torch.compile traces, and nothing to differentiate (the kernels have no backward; training takes the references).
     """
     grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, *others))
     return (_enabled and x.is_cuda and x.dtype in (torch.float16, torch.bfloat16, torch.float32) and not grad
-            and not torch.compiler.is_compiling() and _triton_available())
+            and not torch.compiler.is_compiling() and triton_available())
 
 
 def rotary_table(dim: int, theta: float, length: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
