@@ -16,19 +16,23 @@ Model and canvas as benchmarks/text_throughput.py (its ``build``): random weight
 blocks of 32, one token per step, KLASS with an unreachable confidence threshold (its KL test decides).
 
    python benchmarks/rule_step.py --device cuda --preset llada8b --batches 1,8 --repeats 3 --out FILE.json
+   python benchmarks/rule_step.py --device cuda --batches 1 --rules confidence,klass --repeats 1 --profile \
+       --check-syncs                          (where the time goes; anatomy())
    python benchmarks/rule_step.py --small        (CPU smoke test, about a minute)
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import statistics
 import time
+import warnings
 from pathlib import Path
 
 import torch
-from text_throughput import PRESETS, RULE_OPTIONS, SHAPES, build, sync
+from text_throughput import PRESETS, RULE_OPTIONS, SHAPES, StepProfiler, build, sync
 
 from mdsample.core import BlockSchedule, MaskedState, decode
 from mdsample.core.compile import use_compile
@@ -38,18 +42,23 @@ OPTIONS = {**RULE_OPTIONS, "threshold": {"threshold": 0.9}}
 PLAIN = "confidence"
 
 
+def run(den, preset, rule: str, batch: int, prompt: torch.Tensor, args, gen: int, callbacks=()):
+    state = MaskedState.blank(batch, gen, preset.mask_id, prompt=prompt.expand(batch, -1), device=prompt.device)
+    return decode(den, state, BUILTIN_RULES[rule](**OPTIONS.get(rule, {})),
+                  schedule=BlockSchedule(gen, args.block), cache=args.cache, capture=args.capture,
+                  sync_every=args.sync_every, generator=torch.Generator(prompt.device).manual_seed(0),
+                  callbacks=callbacks)
+
+
 def timed(den, preset, rule: str, batch: int, prompt: torch.Tensor, args, gen: int) -> tuple[dict, torch.Tensor]:
     """One whole decode: ms per step, tokens/s, NFE, peak working memory (GiB above the resident)."""
     device = prompt.device
-    state = MaskedState.blank(batch, gen, preset.mask_id, prompt=prompt.expand(batch, -1), device=device)
     sync(device)
     resident = torch.cuda.memory_allocated(device) if device.type == "cuda" else 0
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     start = time.perf_counter()
-    result = decode(den, state, BUILTIN_RULES[rule](**OPTIONS.get(rule, {})),
-                    schedule=BlockSchedule(gen, args.block), cache=args.cache, capture=args.capture,
-                    sync_every=args.sync_every, generator=torch.Generator(device).manual_seed(0))
+    result = run(den, preset, rule, batch, prompt, args, gen)
     sync(device)
     total = time.perf_counter() - start
     peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else 0
@@ -57,6 +66,31 @@ def timed(den, preset, rule: str, batch: int, prompt: torch.Tensor, args, gen: i
                nfe_mean=result.nfe.float().mean().item(), e2e_step_ms=total / result.steps * 1e3,
                tokens_per_s=batch * gen / total, working_gb=(peak - resident) / 2**30, peak_gb=peak / 2**30)
     return row, result.tokens
+
+
+def anatomy(den, preset, rule: str, batch: int, prompt: torch.Tensor, args) -> dict:
+    """Where a step's time goes (``--profile``): the kernels of the cached steps inside the second block (after
+    its refresh step, before the third block's; StepProfiler) and the idle gaps between them; and (``--check-syncs``,
+    CUDA) every operation that made the host wait for the device in a whole decode, by source line, from PyTorch's
+    sync debug mode -- the loop's own sync (one per ``sync_every`` steps) is expected, any other is a defect."""
+    out: dict = dict(rule=rule, batch=batch)
+    if args.profile:
+        profiler = StepProfiler(args.block + 2, prompt.device, stop=2 * args.block)
+        run(den, preset, rule, batch, prompt, args, args.gen, [profiler])
+        out["profile"] = profiler.result
+    if args.check_syncs and prompt.device.type == "cuda":
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                result = run(den, preset, rule, batch, prompt, args, args.gen)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+        where = collections.Counter(f"{Path(w.filename).name}:{w.lineno}" for w in caught
+                                    if "synchroniz" in str(w.message))
+        out["syncs"] = dict(steps=result.steps, loop_syncs=result.syncs, total=sum(where.values()),
+                            per_step=sum(where.values()) / result.steps, where=dict(where.most_common()))
+    return out
 
 
 def summarise(rows: list[dict], rules: list[str]) -> list[dict]:
@@ -104,6 +138,10 @@ def main() -> None:
     parser.add_argument("--prompt", type=int, default=128)
     parser.add_argument("--gen", type=int, default=256)
     parser.add_argument("--block", type=int, default=32)
+    parser.add_argument("--profile", action="store_true", help="per batch and rule, a kernel profile of a block's "
+                        "cached steps: kernels by kind and name, idle gaps (anatomy())")
+    parser.add_argument("--check-syncs", action="store_true", help="per batch and rule (CUDA), the operations that "
+                        "wait for the device, by source line (anatomy())")
     parser.add_argument("--out", default=None, help="JSON file, rewritten after every decode (default: print only)")
     args = parser.parse_args()
     if args.small:
@@ -128,6 +166,7 @@ def main() -> None:
     use_compile(den, args.compile, device)
     prompt = torch.randint(0, 1000, (1, args.prompt), device=device)
     rows: list[dict] = []
+    anatomies: list[dict] = []
     first: dict[tuple, torch.Tensor] = {}
 
     def write() -> None:
@@ -138,7 +177,7 @@ def main() -> None:
                       device_name=torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
                       prompt=args.prompt, gen=args.gen, block=args.block, cache=args.cache, capture=args.capture,
                       sync_every=args.sync_every, compile=args.compile, repeats=args.repeats,
-                      summary=summarise(rows, rules), rows=rows)
+                      summary=summarise(rows, rules), anatomy=anatomies, rows=rows)
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
 
@@ -152,6 +191,10 @@ def main() -> None:
                 rows.append(dict(row, round=round_, same_tokens=bool(torch.equal(tokens, first[key]))))
                 print(json.dumps(rows[-1]), flush=True)
                 write()
+        for rule in rules if args.profile or args.check_syncs else []:
+            anatomies.append(anatomy(den, preset, rule, batch, prompt, args))
+            print(json.dumps({k: v for k, v in anatomies[-1].items() if k != "profile"}), flush=True)
+            write()
     for line in summarise(rows, rules):
         print(json.dumps(line), flush=True)
 

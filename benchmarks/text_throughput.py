@@ -274,15 +274,20 @@ def kernel_kind(name: str) -> str:
     return next((kind for kind, marks in KERNEL_KINDS if any(m in lower for m in marks)), "elementwise/other")
 
 
+SHORT_GAP_US = 5.0
+"""StepProfiler.gaps: an idle gap between two kernels shorter than this is launch latency, not host time."""
+
+
 class StepProfiler(Callback):
-    """torch.profiler over the decode's steps after step ``start - 1`` (the graphs are captured by then): GPU kernel
-    time and launches per step by kind, against the wall-clock per step; the difference is time the GPU waited.
+    """torch.profiler over the decode's steps after step ``start - 1`` (the graphs are captured by then) up to step
+    ``stop`` (default: the end): GPU kernel time and launches per step by kind, against the wall-clock per step; the
+    difference is time the GPU waited (``gaps`` says how: launch latency or the host).
     On the CPU (the smoke test) the operators' own CPU time stands in for the kernels'."""
 
-    def __init__(self, start: int, device: torch.device):
+    def __init__(self, start: int, device: torch.device, stop: int | None = None):
         from torch.profiler import ProfilerActivity, profile
 
-        self.start, self.steps, self.t0 = start, 0, 0.0
+        self.start, self.stop, self.steps, self.t0, self.result = start, stop, 0, 0.0, None
         cuda = device.type == "cuda"
         self.prof = profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else []))
         self.kind = torch.autograd.DeviceType.CUDA if cuda else torch.autograd.DeviceType.CPU
@@ -291,25 +296,58 @@ class StepProfiler(Callback):
         if step + 1 == self.start:
             self.prof.start()
             self.t0 = time.perf_counter()
-        elif step + 1 > self.start:
+        elif step + 1 > self.start and self.result is None:
             self.steps += 1
+            if step + 1 == self.stop:
+                self.on_end(state)
 
     def on_end(self, state) -> None:
+        if self.result is not None:  # stopped at ``stop``
+            return
         wall = time.perf_counter() - self.t0
         self.prof.stop()
         kinds: dict[str, list[float]] = {}
         for e in self.prof.key_averages():
-            own_us = e.self_device_time_total if self.kind == torch.autograd.DeviceType.CUDA else e.self_cpu_time_total
-            if e.device_type == self.kind and own_us > 0:
+            if e.device_type == self.kind and self.own_us(e) > 0:
                 entry = kinds.setdefault(kernel_kind(e.key), [0.0, 0])
-                entry[0] += own_us / 1e3
+                entry[0] += self.own_us(e) / 1e3
                 entry[1] += e.count
         n = max(self.steps, 1)
         gpu = sum(v[0] for v in kinds.values()) / n
         self.result = dict(steps=self.steps, wall_ms_per_step=wall * 1e3 / n, gpu_ms_per_step=gpu,
                            idle_ms_per_step=wall * 1e3 / n - gpu,
                            kernels_per_step=sum(v[1] for v in kinds.values()) / n,
-                           by_kind={k: dict(ms_per_step=v[0] / n, kernels_per_step=v[1] / n) for k, v in kinds.items()})
+                           by_kind={k: dict(ms_per_step=v[0] / n, kernels_per_step=v[1] / n) for k, v in kinds.items()},
+                           gaps=self.gaps(n), top_kernels=self.top_kernels(n))
+
+    def own_us(self, event) -> float:
+        cuda = self.kind == torch.autograd.DeviceType.CUDA
+        return event.self_device_time_total if cuda else event.self_cpu_time_total
+
+    def top_kernels(self, n: int, top: int = 40) -> list[dict]:
+        """The kernels that cost most, per step: what a fusion would remove."""
+        rows = [dict(name=e.key[:120], per_step=e.count / n, ms_per_step=self.own_us(e) / 1e3 / n)
+                for e in self.prof.key_averages() if e.device_type == self.kind and self.own_us(e) > 0]
+        return sorted(rows, key=lambda r: -r["ms_per_step"])[:top]
+
+    def gaps(self, n: int) -> dict:
+        """Idle time between consecutive GPU kernels, per step, split by length: gaps under ``SHORT_GAP_US`` are the
+        queue's own launch latency (kernel after kernel of a graph or of eagerly queued work), longer ones the GPU
+        waiting for the host (a sync, or a host slower than the kernels it launches)."""
+        spans = sorted((e.time_range.start, e.time_range.end) for e in self.prof.events()
+                       if e.device_type == self.kind and e.time_range.end > e.time_range.start)
+        short = long = 0.0
+        count_short = count_long = 0
+        end = spans[0][1] if spans else 0.0
+        for start, stop in spans[1:]:
+            gap = start - end
+            if 0 < gap < SHORT_GAP_US:
+                short, count_short = short + gap, count_short + 1
+            elif gap >= SHORT_GAP_US:
+                long, count_long = long + gap, count_long + 1
+            end = max(end, stop)
+        return dict(short_ms_per_step=short / 1e3 / n, short_per_step=count_short / n,
+                    long_ms_per_step=long / 1e3 / n, long_per_step=count_long / n, short_gap_us=SHORT_GAP_US)
 
 
 class PresetRun:

@@ -153,12 +153,7 @@ class KLHistory:
 
     def update(self, rows: torch.Tensor, stats: StepStats, live: torch.Tensor | None = None) -> torch.Tensor:
         """Record this step's KL and distribution for ``rows`` (only the ``live`` ones when given)."""
-        kl = kl_update(stats.probs, self.prev, rows, live, KL_EPS)  # one fused pass on CUDA (core/kl_update.py)
-        history = torch.cat([self.kl[rows, :, 1:], kl.unsqueeze(-1)], dim=-1)
-        if live is not None:
-            history = torch.where(live.view(-1, 1, 1), history, self.kl[rows])
-        self.kl[rows] = history
-        return self.kl[rows]
+        return kl_update(stats.probs, self.prev, self.kl, rows, live, KL_EPS)  # one fused pass on CUDA
 
     def shift(self, moved: torch.Tensor, block: int) -> None:
         """Rows whose block advanced by one inherit the next-block half; whatever else moved starts afresh.

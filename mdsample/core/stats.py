@@ -12,6 +12,8 @@ from functools import cached_property
 
 import torch
 
+from mdsample.core.top_two import top_two_margin
+
 KL_EPS = 1e-12
 """The epsilon inside KLASS's logs, as in the reference: KL = sum p (log(p + eps) - log(p_prev + eps))."""
 
@@ -50,9 +52,8 @@ class StepStats:
 
     @cached_property
     def margin(self) -> torch.Tensor:
-        """top1 - top2 probability, [b, W]."""
-        top2 = self.probs.topk(2, dim=-1).values
-        return top2[..., 0] - top2[..., 1]
+        """top1 - top2 probability, [b, W] (one pass on CUDA, core/top_two.py)."""
+        return top_two_margin(self.probs)
 
     @cached_property
     def log_probs_eps(self) -> torch.Tensor:

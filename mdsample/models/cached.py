@@ -124,14 +124,12 @@ class CachedLean:
 
         With ``rows`` (cache rows, one per query row) each layer attends to a copy of those rows' keys/values, made
         when the layer runs (one layer's copy at a time), so nothing is stored."""
-        b, q = tokens.shape
-        cfg = self.model.config
-        where = slots[:, None, :, None].expand(b, cfg.num_kv_heads, q, cfg.dim)
+        b = tokens.shape[0]
+        layers = self.model.config.num_layers
         if rows is None:
-            store = [KVStore(cache.tensors[2 * i][:b], cache.tensors[2 * i + 1][:b], where)
-                     for i in range(cfg.num_layers)]
+            store = [KVStore(cache.tensors[2 * i][:b], cache.tensors[2 * i + 1][:b], slots) for i in range(layers)]
         else:
-            store = _RowCopies(cache, rows, where, cfg.num_layers)
+            store = _RowCopies(cache, rows, slots, layers)
         positions = columns if positions is None else positions
         return self.model(tokens, attention_mask=attention_mask, positions=positions, store=store)
 
@@ -140,8 +138,8 @@ class _RowCopies(Sequence):
     """Per-layer ``KVStore`` over copies of cache rows ``rows``, each made when its layer asks for it. The last copy
     is kept until another layer asks, since the module reads layer 0's shape before running layer 0."""
 
-    def __init__(self, cache: KVCache, rows: torch.Tensor, where: torch.Tensor, layers: int):
-        self.cache, self.rows, self.where, self.layers = cache, rows, where, layers
+    def __init__(self, cache: KVCache, rows: torch.Tensor, slots: torch.Tensor, layers: int):
+        self.cache, self.rows, self.slots, self.layers = cache, rows, slots, layers
         self._last: tuple[int, KVStore] | None = None
 
     def __len__(self) -> int:
@@ -152,7 +150,7 @@ class _RowCopies(Sequence):
             raise IndexError(i)
         if self._last is None or self._last[0] != i:
             keys, values = self.cache.tensors[2 * i], self.cache.tensors[2 * i + 1]
-            self._last = (i, KVStore(keys.index_select(0, self.rows), values.index_select(0, self.rows), self.where))
+            self._last = (i, KVStore(keys.index_select(0, self.rows), values.index_select(0, self.rows), self.slots))
         return self._last[1]
 
 

@@ -1,11 +1,13 @@
-"""The native modules' elementwise work per layer as three fused ops: RMSNorm with the residual add, the rotary
-embedding of q and k together, and SwiGLU's product.
+"""The native modules' elementwise work per layer as fused ops: RMSNorm with the residual add, the rotary embedding
+of q and k together (under a KV store together with writing the keys and values into it), and SwiGLU's product.
 
 Why: at batch 1 a step of an 8B model is bound by kernel launches, not by its weight reads. In eager PyTorch the
 rotary embedding alone is three kernels per layer (to float32, the complex product, back to the model dtype), each
 RMSNorm and residual add one or more, and SwiGLU two; on an H100 the eager forward was 1.27x a rotary-free SDPA module
 (BENCHMARKS.md, "Performance (issue 10)") while torch.compile, which fuses them, closed the gap. Each op here is one
-kernel on CUDA.
+kernel on CUDA. Under the dual cache a step's layer also wrote its fresh keys and values into the cache with two
+scatters, 64 kernels per LLaDA-8B step that cost 0.30 ms of a 5.4 ms batch-1 step on an H200 (benchmarks/rule_step.py
+``--profile``): ``rotary_store`` writes them from the rotary kernel itself.
 
 Each op has a plain-torch reference (``*_reference``): the math the modules ran before, used on the CPU, under
 torch.compile and as the test oracle. The CUDA fast path is a Triton kernel (models/fused_triton.py) rather than a
@@ -81,6 +83,18 @@ def rotary_reference(x: torch.Tensor, table: torch.Tensor, positions: torch.Tens
     return torch.stack([even * cos - odd * sin, even * sin + odd * cos], dim=-1).flatten(-2).to(x.dtype)
 
 
+def rotary_store_reference(qkv: torch.Tensor, table: torch.Tensor, positions: torch.Tensor, heads: int,
+                           keys: torch.Tensor, values: torch.Tensor, slots: torch.Tensor) -> torch.Tensor:
+    """The rotated queries ``[B, L, heads, dim]`` of ``qkv[B, L, heads + 2 kv_heads, dim]``; its keys (rotated) and
+    values are written into ``keys`` / ``values[B, kv_heads, T, dim]`` at ``slots[B, L]``."""
+    kv_heads = keys.shape[1]
+    qk = rotary_reference(qkv[:, :, : heads + kv_heads], table, positions)
+    where = slots[:, None, :, None].expand(-1, kv_heads, -1, qkv.shape[-1])
+    keys.scatter_(2, where, qk[:, :, heads:].transpose(1, 2))
+    values.scatter_(2, where, qkv[:, :, heads + kv_heads :].transpose(1, 2))
+    return qk[:, :, :heads]
+
+
 def swiglu_reference(gate_up: torch.Tensor) -> torch.Tensor:
     """silu(gate) * up of ``gate_up[..., 2I]`` (gate first)."""
     gate, up = gate_up.chunk(2, dim=-1)
@@ -104,6 +118,18 @@ def rotary(x: torch.Tensor, table: torch.Tensor, positions: torch.Tensor) -> tor
 
         return fused_triton.rotary(x, table, positions)
     return rotary_reference(x, table, positions)
+
+
+def rotary_store(qkv: torch.Tensor, table: torch.Tensor, positions: torch.Tensor, heads: int, keys: torch.Tensor,
+                 values: torch.Tensor, slots: torch.Tensor) -> torch.Tensor:
+    """Rotary embedding of a fused qkv's q and k heads with the keys and values written into a KV store, in one
+    kernel on CUDA (``rotary_store_reference``). ``slots[B or 1, L]``."""
+    slots = slots.expand(qkv.shape[0], qkv.shape[1])
+    if uses_kernels(qkv, keys, values):
+        from mdsample.models import fused_triton
+
+        return fused_triton.rotary_store(qkv, table, positions, heads, keys, values, slots)
+    return rotary_store_reference(qkv, table, positions, heads, keys, values, slots)
 
 
 def swiglu(gate_up: torch.Tensor) -> torch.Tensor:

@@ -54,23 +54,30 @@ def add_rms_norm(x: torch.Tensor, residual: torch.Tensor | None, weight: torch.T
 
 
 @triton.jit
+def _rotate(x, cos, sin, BLOCK_H: tl.constexpr, BLOCK_D: tl.constexpr):
+    """Rotate the pairs (2j, 2j + 1) of each row of ``x[BLOCK_H, 2 BLOCK_D]`` by cos/sin ``[1, BLOCK_D]``, in the
+    table's precision; the tile is loaded and stored whole (contiguous, vectorised), the pairs split in registers."""
+    even, odd = tl.split(tl.reshape(x, (BLOCK_H, BLOCK_D, 2)))
+    even, odd = even.to(cos.dtype), odd.to(cos.dtype)
+    rotated = tl.join(even * cos - odd * sin, even * sin + odd * cos)
+    return tl.reshape(rotated, (BLOCK_H, 2 * BLOCK_D))
+
+
+@triton.jit
 def _rotary_kernel(x_ptr, table_ptr, pos_ptr, out_ptr, length, heads, half, x_batch, x_pos, x_head, pos_batch,
                    table_row, BLOCK_H: tl.constexpr, BLOCK_D: tl.constexpr):
     token = tl.program_id(0).to(tl.int64)
     b, i = token // length, token % length
     position = tl.load(pos_ptr + b * pos_batch + i).to(tl.int64)
     pairs = tl.arange(0, BLOCK_D)
-    in_dim = pairs < half
-    cos = tl.load(table_ptr + position * table_row + pairs, mask=in_dim, other=0.0)
-    sin = tl.load(table_ptr + position * table_row + half + pairs, mask=in_dim, other=0.0)
-    h = tl.program_id(1) * BLOCK_H + tl.arange(0, BLOCK_H)
-    inside = (h[:, None] < heads) & in_dim[None, :]
-    src = x_ptr + b * x_batch + i * x_pos + h[:, None].to(tl.int64) * x_head + 2 * pairs[None, :]
-    even = tl.load(src, mask=inside, other=0.0).to(cos.dtype)
-    odd = tl.load(src + 1, mask=inside, other=0.0).to(cos.dtype)
-    dst = out_ptr + (token * heads + h[:, None].to(tl.int64)) * (2 * half) + 2 * pairs[None, :]
-    tl.store(dst, (even * cos[None, :] - odd * sin[None, :]).to(out_ptr.dtype.element_ty), mask=inside)
-    tl.store(dst + 1, (even * sin[None, :] + odd * cos[None, :]).to(out_ptr.dtype.element_ty), mask=inside)
+    cos = tl.load(table_ptr + position * table_row + pairs, mask=pairs < half, other=0.0)[None, :]
+    sin = tl.load(table_ptr + position * table_row + half + pairs, mask=pairs < half, other=0.0)[None, :]
+    h = (tl.program_id(1) * BLOCK_H + tl.arange(0, BLOCK_H))[:, None].to(tl.int64)
+    cols = tl.arange(0, 2 * BLOCK_D)[None, :]
+    inside = (h < heads) & (cols < 2 * half)
+    x = tl.load(x_ptr + b * x_batch + i * x_pos + h * x_head + cols, mask=inside, other=0.0)
+    out = _rotate(x, cos, sin, BLOCK_H, BLOCK_D)
+    tl.store(out_ptr + (token * heads + h) * (2 * half) + cols, out.to(out_ptr.dtype.element_ty), mask=inside)
 
 
 def rotary(x: torch.Tensor, table: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
@@ -91,6 +98,54 @@ def rotary(x: torch.Tensor, table: torch.Tensor, positions: torch.Tensor) -> tor
             positions.stride(0) if positions.shape[0] > 1 else 0, table.stride(0),
             BLOCK_H=block_h, BLOCK_D=triton.next_power_of_2(dim // 2), num_warps=4)
     return out
+
+
+@triton.jit
+def _rotary_store_kernel(x_ptr, table_ptr, pos_ptr, slot_ptr, q_ptr, k_ptr, v_ptr, length, heads, kv_heads, half,
+                         x_batch, x_pos, x_head, pos_batch, slot_batch, slot_pos, table_row, k_batch, k_head, k_slot,
+                         v_batch, v_head, v_slot, BLOCK_H: tl.constexpr, BLOCK_D: tl.constexpr):
+    token = tl.program_id(0).to(tl.int64)
+    b, i = token // length, token % length
+    position = tl.load(pos_ptr + b * pos_batch + i).to(tl.int64)
+    slot = tl.load(slot_ptr + b * slot_batch + i * slot_pos).to(tl.int64)
+    pairs = tl.arange(0, BLOCK_D)
+    cos = tl.load(table_ptr + position * table_row + pairs, mask=pairs < half, other=0.0)[None, :]
+    sin = tl.load(table_ptr + position * table_row + half + pairs, mask=pairs < half, other=0.0)[None, :]
+    h = (tl.program_id(1) * BLOCK_H + tl.arange(0, BLOCK_H))[:, None].to(tl.int64)
+    cols = tl.arange(0, 2 * BLOCK_D)[None, :]
+    inside = (h < heads + 2 * kv_heads) & (cols < 2 * half)
+    x = tl.load(x_ptr + b * x_batch + i * x_pos + h * x_head + cols, mask=inside, other=0.0)
+    rotated = _rotate(x, cos, sin, BLOCK_H, BLOCK_D)
+    q_dst = q_ptr + (token * heads + h) * (2 * half) + cols
+    tl.store(q_dst, rotated.to(q_ptr.dtype.element_ty), mask=inside & (h < heads))
+    k_dst = k_ptr + b * k_batch + (h - heads) * k_head + slot * k_slot + cols
+    tl.store(k_dst, rotated.to(k_ptr.dtype.element_ty), mask=inside & (h >= heads) & (h < heads + kv_heads))
+    v_dst = v_ptr + b * v_batch + (h - heads - kv_heads) * v_head + slot * v_slot + cols
+    tl.store(v_dst, x, mask=inside & (h >= heads + kv_heads))
+
+
+def rotary_store(qkv: torch.Tensor, table: torch.Tensor, positions: torch.Tensor, heads: int, keys: torch.Tensor,
+                 values: torch.Tensor, slots: torch.Tensor) -> torch.Tensor:
+    """The rotated queries of ``qkv[B, L, heads + 2 kv_heads, dim]``; its rotated keys and its values go into
+    ``keys`` / ``values[B, kv_heads, T, dim]`` at ``slots[B, L]``; see fused.rotary_store_reference."""
+    b, length, total, dim = qkv.shape
+    kv_heads = keys.shape[1]
+    if qkv.stride(-1) != 1:
+        qkv = qkv.contiguous()
+    positions = positions.expand(positions.shape[0], length)
+    if positions.stride(-1) != 1:
+        positions = positions.contiguous()
+    table = table.contiguous()
+    q = torch.empty(b, length, heads, dim, dtype=qkv.dtype, device=qkv.device)
+    if q.numel():
+        block_h = min(triton.next_power_of_2(total), 16)
+        _rotary_store_kernel[(b * length, triton.cdiv(total, block_h))](
+            qkv, table, positions, slots, q, keys, values, length, heads, kv_heads, dim // 2,
+            qkv.stride(0), qkv.stride(1), qkv.stride(2), positions.stride(0) if positions.shape[0] > 1 else 0,
+            slots.stride(0), slots.stride(1), table.stride(0), keys.stride(0), keys.stride(1), keys.stride(2),
+            values.stride(0), values.stride(1), values.stride(2),
+            BLOCK_H=block_h, BLOCK_D=triton.next_power_of_2(dim // 2), num_warps=4)
+    return q
 
 
 @triton.jit

@@ -81,15 +81,16 @@ class LayerKV(NamedTuple):
 class KVStore(NamedTuple):
     """One layer's key/value storage ``[B, kv_heads, L + 1, head_dim]`` that a call attends to in place.
 
-    ``where[B, kv_heads, Q, head_dim]`` (the queries' storage slots, expanded; slot L is a spare that is never read):
-    the call first writes its queries' fresh keys/values there, then attends to slots 0..L-1. So a cached step costs
-    one small scatter per layer instead of a copy of the whole stored canvas, and the storage never moves (a captured
-    CUDA graph reads and writes it in place).
+    ``slots[B, Q]`` (the queries' storage slots; slot L is a spare that is never read): the call first writes its
+    queries' fresh keys/values there (from the rotary kernel, fused.rotary_store), then attends to slots 0..L-1. So
+    a cached step writes only its own keys/values instead of copying the whole stored canvas, and the storage never
+    moves (a captured CUDA graph reads and writes it in place). A layer that ran over a store returns the storage as
+    its keys/values.
     """
 
     keys: torch.Tensor
     values: torch.Tensor
-    where: torch.Tensor
+    slots: torch.Tensor
 
 
 class LeanOutput(NamedTuple):
@@ -160,15 +161,18 @@ class Attention(nn.Module):
         keys/values."""
         b, length, _ = x.shape
         qkv = self.qkv(x).view(b, length, self.heads + 2 * self.kv_heads, self.dim)
-        qk = fused.rotary(qkv[:, :, : self.heads + self.kv_heads], table, positions)
-        q = qk[:, :, : self.heads].transpose(1, 2)
-        own = LayerKV(qk[:, :, self.heads :].transpose(1, 2), qkv[:, :, self.heads + self.kv_heads :].transpose(1, 2))
-        keys, values = own
         if store is not None:
-            store.keys.scatter_(2, store.where, keys)
-            store.values.scatter_(2, store.where, values)
+            q = fused.rotary_store(qkv, table, positions, self.heads, store.keys, store.values, store.slots)
+            q = q.transpose(1, 2)
+            own = LayerKV(store.keys, store.values)
             stored = store.keys.shape[2] - 1
             keys, values = store.keys[:, :, :stored], store.values[:, :, :stored]
+        else:
+            qk = fused.rotary(qkv[:, :, : self.heads + self.kv_heads], table, positions)
+            q = qk[:, :, : self.heads].transpose(1, 2)
+            own = LayerKV(qk[:, :, self.heads :].transpose(1, 2),
+                          qkv[:, :, self.heads + self.kv_heads :].transpose(1, 2))
+            keys, values = own
         if prefix is not None:
             keys, values = torch.cat([prefix.keys, keys], dim=2), torch.cat([prefix.values, values], dim=2)
         if suffix is not None:

@@ -114,6 +114,58 @@ def test_rotary_kernel_equals_the_reference_on_the_qk_heads_of_a_fused_qkv(dtype
     assert got.dtype == dtype and got.is_contiguous()
 
 
+def store_case(dtype: torch.dtype, device: str, slots_rows: int):
+    """A fused qkv of 2 rows x 5 queries, a store of 12 slots (+ the spare) and the queries' slots."""
+    heads, kv_heads, dim = 6, 3, 32
+    qkv = randn(2, 5, heads + 2 * kv_heads, dim, dtype=dtype, device=device)
+    keys = randn(2, kv_heads, 13, dim, dtype=dtype, device=device, seed=5)
+    values = randn(2, kv_heads, 13, dim, dtype=dtype, device=device, seed=6)
+    slots = torch.tensor([[3, 4, 5, 6, 12], [0, 2, 4, 8, 10]], device=device)[:slots_rows]
+    positions = torch.tensor([[7, 8, 9, 10, 11], [1, 3, 5, 9, 11]], device=device)
+    table = fused.rotary_table(dim, 500000.0, 64, qkv.device, torch.float32)
+    return qkv, table, positions, heads, keys, values, slots
+
+
+@pytest.mark.parametrize("slots_rows", [2, 1])
+def test_rotary_store_reference_writes_rotated_keys_and_values_into_their_slots(slots_rows):
+    qkv, table, positions, heads, keys, values, slots = store_case(torch.float32, "cpu", slots_rows)
+    kv_heads = keys.shape[1]
+    old_keys, old_values = keys.clone(), values.clone()
+    q = fused.rotary_store_reference(qkv, table, positions, heads, keys, values, slots.expand(2, 5))
+    rotated = fused.rotary_reference(qkv[:, :, : heads + kv_heads], table, positions)
+    assert torch.equal(q, rotated[:, :, :heads])
+    for b in range(2):
+        for i, slot in enumerate(slots[min(b, slots_rows - 1)].tolist()):
+            assert torch.equal(keys[b, :, slot], rotated[b, i, heads:])
+            assert torch.equal(values[b, :, slot], qkv[b, i, heads + kv_heads :])
+            old_keys[b, :, slot], old_values[b, :, slot] = keys[b, :, slot], values[b, :, slot]
+    assert torch.equal(keys, old_keys) and torch.equal(values, old_values)  # no other slot changed
+    keys2, values2 = store_case(torch.float32, "cpu", slots_rows)[4:6]
+    assert torch.equal(fused.rotary_store(qkv, table, positions, heads, keys2, values2, slots), q)  # CPU: reference
+    assert torch.equal(keys2, keys) and torch.equal(values2, values)
+
+
+@triton_only
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("slots_rows", [2, 1])
+def test_rotary_store_kernel_equals_the_reference(dtype, slots_rows):
+    """Values are copied bit for bit; queries and keys are bit for bit the rotary kernel's (the arithmetic the
+    uncached forward runs), which is the reference up to float32 rounding."""
+    from mdsample.models import fused_triton
+
+    qkv, table, positions, heads, keys, values, slots = store_case(dtype, TRITON_DEVICE, slots_rows)
+    want_keys, want_values = keys.clone(), values.clone()
+    want = fused.rotary_store_reference(qkv, table, positions, heads, want_keys, want_values, slots.expand(2, 5))
+    got = fused_triton.rotary_store(qkv, table, positions, heads, keys, values, slots.expand(2, 5))
+    assert torch.equal(values, want_values)
+    torch.testing.assert_close(got, want, **TOLERANCES[dtype])
+    torch.testing.assert_close(keys, want_keys, **TOLERANCES[dtype])
+    rotated = fused_triton.rotary(qkv[:, :, : heads + keys.shape[1]], table, positions)
+    assert torch.equal(got, rotated[:, :, :heads])
+    index = slots.expand(2, 5)[:, None, :, None].expand(-1, keys.shape[1], -1, keys.shape[-1])
+    assert torch.equal(keys.gather(2, index), rotated[:, :, heads:].transpose(1, 2))
+
+
 @triton_only
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_swiglu_kernel_equals_the_reference(dtype):
