@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import json
 import statistics
 import time
@@ -44,10 +45,21 @@ PLAIN = "confidence"
 
 def run(den, preset, rule: str, batch: int, prompt: torch.Tensor, args, gen: int, callbacks=()):
     state = MaskedState.blank(batch, gen, preset.mask_id, prompt=prompt.expand(batch, -1), device=prompt.device)
-    return decode(den, state, BUILTIN_RULES[rule](**OPTIONS.get(rule, {})),
-                  schedule=BlockSchedule(gen, args.block), cache=args.cache, capture=args.capture,
-                  sync_every=args.sync_every, generator=torch.Generator(prompt.device).manual_seed(0),
-                  callbacks=callbacks)
+    with attention_backend(args.attention):
+        return decode(den, state, BUILTIN_RULES[rule](**OPTIONS.get(rule, {})),
+                      schedule=BlockSchedule(gen, args.block), cache=args.cache, capture=args.capture,
+                      sync_every=args.sync_every, generator=torch.Generator(prompt.device).manual_seed(0),
+                      callbacks=callbacks)
+
+
+def attention_backend(name: str):
+    """``--attention``: PyTorch's own choice of SDPA kernel, or one forced (the captured graphs record it)."""
+    if name == "default":
+        return contextlib.nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel({"efficient": SDPBackend.EFFICIENT_ATTENTION, "cudnn": SDPBackend.CUDNN_ATTENTION,
+                        "flash": SDPBackend.FLASH_ATTENTION, "math": SDPBackend.MATH}[name])
 
 
 def timed(den, preset, rule: str, batch: int, prompt: torch.Tensor, args, gen: int) -> tuple[dict, torch.Tensor]:
@@ -133,8 +145,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="rounds; each decodes once with every rule")
     parser.add_argument("--cache", default="dual", choices=["none", "prefix", "dual"])
     parser.add_argument("--capture", default="auto", choices=["auto", "on", "off"])
-    parser.add_argument("--sync-every", type=int, default=1)
+    parser.add_argument("--sync-every", type=lambda v: v if v == "auto" else int(v), default="auto",
+                        help="decode.sync_every: auto (the default) or N")
     parser.add_argument("--compile", default="off", choices=["auto", "on", "off"])
+    parser.add_argument("--attention", default="default", choices=["default", "efficient", "cudnn", "flash", "math"],
+                        help="SDPA kernel (default: PyTorch's choice)")
     parser.add_argument("--prompt", type=int, default=128)
     parser.add_argument("--gen", type=int, default=256)
     parser.add_argument("--block", type=int, default=32)
@@ -176,7 +191,7 @@ def main() -> None:
                       device=str(device), dtype=args.dtype, torch=torch.__version__,
                       device_name=torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
                       prompt=args.prompt, gen=args.gen, block=args.block, cache=args.cache, capture=args.capture,
-                      sync_every=args.sync_every, compile=args.compile, repeats=args.repeats,
+                      sync_every=args.sync_every, compile=args.compile, attention=args.attention, repeats=args.repeats,
                       summary=summarise(rows, rules), anatomy=anatomies, rows=rows)
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(report, indent=1) + "\n")

@@ -29,7 +29,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mdsample import plugin_manager
-from mdsample.config import options_of, resolve_config, save_config
+from mdsample.config import options_of, resolve_config, save_config, sync_every
 from mdsample.core import BlockSchedule, Corrector, MaskedState, TokenChooser, correct, decode
 from mdsample.core.callbacks import Callback, RichProgress, TraceRecorder
 from mdsample.core.compile import use_compile
@@ -86,7 +86,7 @@ class Decoder:
                         stats_dtype=getattr(torch, cfg.decode.stats_dtype), confidence=cfg.decode.confidence,
                         callbacks=callbacks, early_exit=early_exit, cache=cfg.decode.cache,
                         cache_refresh=cfg.decode.cache_refresh, capture=cfg.decode.capture,
-                        answer_first=answer_first, sync_every=cfg.decode.sync_every)
+                        answer_first=answer_first, sync_every=sync_every(cfg.decode.sync_every))
         return correct(denoiser, result, self.corrector, self.chooser, conditioning, generator)
 
 

@@ -55,7 +55,7 @@ class DecodeConfig:
     cache_refresh: int = 0
     capture: str = "auto"
     compile: str = "off"
-    sync_every: int = 1
+    sync_every: str = "auto"
     correct_steps: int = 0
     correct_positions: int = 2
     correct_pick: str = "random"
@@ -345,8 +345,9 @@ def _validate(cfg: DictConfig) -> None:
     if cfg.decode.cache_refresh < 0:
         raise ConfigError(f"decode.cache_refresh must be >= 0 (0: only at block boundaries), "
                           f"got {cfg.decode.cache_refresh}")
-    if cfg.decode.sync_every < 1:
-        raise ConfigError(f"decode.sync_every must be >= 1 (1: sync every step), got {cfg.decode.sync_every}")
+    every = str(cfg.decode.sync_every)
+    if every != "auto" and not (every.isdigit() and int(every) >= 1):
+        raise ConfigError(f"decode.sync_every must be auto or an integer >= 1 (1: sync every step), got {every}")
     for key in ("n", "batch_size"):
         if cfg[key] < 1:
             raise ConfigError(f"{key} must be >= 1, got {cfg[key]}")
@@ -421,3 +422,8 @@ def options_of(node: DictConfig) -> dict[str, Any]:
 def save_config(cfg: DictConfig, path: Path) -> None:
     """Write the resolved config as YAML (what ``--config`` reads back)."""
     path.write_text(OmegaConf.to_yaml(cfg, resolve=True))
+
+
+def sync_every(value: str | int) -> str | int:
+    """decode.sync_every as decode() takes it: "auto", or the integer (a validated config holds either)."""
+    return "auto" if str(value) == "auto" else int(value)

@@ -16,7 +16,7 @@ Per step, for the rows that are not finished (finished rows are dropped from the
    generator) and compute the probabilities and confidences; other statistics follow lazily (StepStats, in
    ``stats_dtype``);
 4. for rules with history, update the per-position KL history and keep log(p + eps) for the next step, only for
-   the window (ALGORITHMS.md, "Cost"; one fused pass on CUDA, core/kl_update.py), shifting it when a row's block
+   the window (ALGORITHMS.md, "Cost"; one fused pass on CUDA, core/kl_history.py), shifting it when a row's block
    advances (a one-block window starts afresh, and the peek then fills in the previous distribution);
 5. ask the rule which positions to commit (with answer-first ordering, only among the answer slots while any is
    masked), write their tokens (and, with post-mask editing, replace committed tokens
@@ -44,12 +44,12 @@ from mdsample.core.capture import StepRunner
 from mdsample.core.choices import CONFIDENCES
 from mdsample.core.denoiser import Denoiser
 from mdsample.core.infill import EarlyExit
-from mdsample.core.kl_update import kl_update
-from mdsample.core.multistep import Chunks, check_sync_every
+from mdsample.core.kl_history import KLHistory
+from mdsample.core.multistep import Chunks, auto_sync_every, check_sync_every
 from mdsample.core.rules.base import Rule, StepContext, ensure_progress
 from mdsample.core.schedule import Blocks, BlockSchedule, tokens_this_step
 from mdsample.core.state import MaskedState, noise
-from mdsample.core.stats import KL_EPS, StepStats
+from mdsample.core.stats import StepStats
 from mdsample.core.tokens import TokenChooser
 from mdsample.errors import ConfigError
 
@@ -142,40 +142,6 @@ class _EditPhase:
                                       edited.any(dim=1) & (post <= self.editing.max_post_steps))
 
 
-class KLHistory:
-    """KLASS's memory for the window (one or two blocks, see the module's step 1): log(p + eps) of the previous step
-    and the last H KL values."""
-
-    def __init__(self, batch: int, window: int, vocab: int, length: int, device: torch.device, dtype: torch.dtype):
-        self.log_eps = torch.log(torch.tensor(KL_EPS, dtype=dtype)).item()
-        self.prev = torch.full((batch, window, vocab), self.log_eps, dtype=dtype, device=device)
-        self.kl = torch.zeros(batch, window, length, dtype=dtype, device=device)
-
-    def update(self, rows: torch.Tensor, stats: StepStats, live: torch.Tensor | None = None) -> torch.Tensor:
-        """Record this step's KL and distribution for ``rows`` (only the ``live`` ones when given)."""
-        return kl_update(stats.probs, self.prev, self.kl, rows, live, KL_EPS)  # one fused pass on CUDA
-
-    def shift(self, moved: torch.Tensor, block: int) -> None:
-        """Rows whose block advanced by one inherit the next-block half; whatever else moved starts afresh.
-
-        The fresh values are never read by a stability check: a block's first check (step H-1) only reads KL
-        values computed inside it, the first against the step before the block began. Done with torch.where over
-        the window (no host sync), which costs one copy of the window's distributions per step.
-        """
-        window = self.prev.shape[1]
-        cols = torch.arange(window, device=moved.device)
-        one = (moved == 1).view(-1, 1)
-        if window > block:
-            inherited = cols < block
-            self.prev = torch.where((one & inherited).unsqueeze(-1), self.prev.roll(-block, dims=1), self.prev)
-            self.kl = torch.where((one & inherited).unsqueeze(-1), self.kl.roll(-block, dims=1), self.kl)
-            fresh = ((moved > 0).view(-1, 1) & ~inherited) | ((moved > 1).view(-1, 1) & inherited)
-        else:
-            fresh = (moved > 0).view(-1, 1).expand(-1, window)
-        self.prev.masked_fill_(fresh.unsqueeze(-1), self.log_eps)
-        self.kl.masked_fill_(fresh.unsqueeze(-1), 0.0)
-
-
 def _subset(conditioning: dict[str, torch.Tensor], rows: torch.Tensor, batch: int, full: bool) -> dict:
     if full:
         return conditioning
@@ -250,7 +216,7 @@ def decode(
     capture: str = "auto",
     editing: Editing | None = None,
     answer_first: torch.Tensor | None = None,
-    sync_every: int = 1,
+    sync_every: int | str = "auto",
 ) -> DecodeResult:
     """Fill every masked position of ``state`` (in place) with ``rule`` choosing positions and ``chooser`` tokens.
 
@@ -265,7 +231,8 @@ def decode(
     ``answer_first[B, A]`` (answer-slot positions) decodes those positions before any other: while a row has one of
     them masked, no other position is a candidate for its rule (the answer is committed before any reasoning, the
     ablation of reasoning-as-infilling); it needs one block. ``sync_every`` N > 1 reads the loop's bookkeeping
-    back to the host once per N steps instead of every step, with the same tokens and NFE (core/multistep.py).
+    back to the host once per N steps instead of every step, with the same tokens and NFE (core/multistep.py);
+    "auto" picks N > 1 only where that changes nothing at all (multistep.auto_sync_every), else 1.
     """
     if confidence not in CONFIDENCES:
         raise ConfigError(f"decode.confidence={confidence!r} is unknown; choose one of: {', '.join(CONFIDENCES)}")
@@ -302,6 +269,8 @@ def decode(
     foresee = early_exit is None and answer_first is None and editing is None  # a chunk's first counts: the synced
     exact = (foresee and rule.schedule == "linear" and getattr(rule, "fixed_count", False)
              and not (cache != "none" and cache_refresh))
+    if sync_every == "auto":
+        sync_every = auto_sync_every(rule, exact=exact, cached=cache != "none", batch=state.batch, device=device)
     chunks = Chunks(sync_every, blocks, cache != "none", exact, foresee, rule.schedule)
     first = None if answer_first is None else torch.zeros_like(state.frozen).scatter(1, answer_first, True)
     previous: torch.Tensor | None = None  # the last step's logits, for a self-conditioned denoiser
@@ -383,7 +352,7 @@ def decode(
         if rule.history:
             if history is None:
                 history = KLHistory(state.batch, window, out.window.shape[-1], rule.history, device, stats_dtype)
-            kl_history = history.update(rows, stats, live)
+            kl_history = history.update(rows, stats.probs, live)
         remaining = active.sum(dim=1)
         n0 = progress.n0[rows] if blocks.spread == "masked" else torch.full_like(remaining, blocks.length)
         k = tokens_this_step(rule.schedule, n0, remaining, progress.step[rows], blocks.steps)
@@ -464,7 +433,7 @@ def _peek(forward: StepForward, history: KLHistory, state: MaskedState, rows: to
     logits = forward.peek(ahead[local], columns, rows, cond)
     if not state.uniform and 0 <= state.mask_id < logits.shape[-1]:
         logits[..., state.mask_id] = float("-inf")
-    history.prev[local] = StepStats(logits, None, dtype).log_probs_eps
+    history.fill(local, StepStats(logits, None, dtype).log_probs_eps)
     state.nfe[local] += 1
 
 

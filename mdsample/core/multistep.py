@@ -73,11 +73,35 @@ from mdsample.core.rules.base import Rule
 from mdsample.core.schedule import Blocks, tokens_this_step
 from mdsample.errors import ConfigError
 
+AUTO_EVERY = 8
+"""The N that ``sync_every="auto"`` picks: the knee of ms per step against N (BENCHMARKS.md, "decode.sync_every":
+N = 4 is 2% slower at batch 1, N = 16 no faster)."""
 
-def check_sync_every(sync_every: int, rule: Rule, *, editing: bool = False, block_model: bool = False) -> int:
-    """``sync_every`` validated against the decode's other features (one-line ConfigErrors)."""
+
+def auto_sync_every(rule: Rule, *, exact: bool, cached: bool, batch: int, device: torch.device) -> int:
+    """``sync_every="auto"``: ``AUTO_EVERY`` where several steps per sync provably change nothing, else 1.
+
+    That is on CUDA (on the CPU nothing runs ahead of the host, so a sync costs nothing to wait for), for a
+    ``device_only`` rule whose chunks the host plans exactly (``Chunks``' ``exact``: a fixed-count rule with the linear
+    schedule, no early exit, answer-first order, editing or periodic refresh), and where every row of a chunk stays live
+    to its end: under a cache an exact chunk ends at the first block end, and at batch 1 the chunk ends with the row.
+    Then every step makes the one-step loop's calls on the one-step loop's rows, so the tokens, NFE, commit steps and
+    random draws are the same bit for bit (the module's docstring lists what may differ elsewhere), and the GPU no
+    longer waits for the host between steps: 5% of a batch-1 step of the LLaDA-8B shape (BENCHMARKS.md, session 10).
+    """
+    every = exact and getattr(rule, "device_only", False) and device.type == "cuda" and (cached or batch == 1)
+    return AUTO_EVERY if every else 1
+
+
+def check_sync_every(sync_every: int | str, rule: Rule, *, editing: bool = False,
+                     block_model: bool = False) -> int | str:
+    """``sync_every`` (an integer >= 1, or "auto": ``auto_sync_every``) validated against the decode's other
+    features (one-line ConfigErrors)."""
+    if sync_every == "auto":
+        return sync_every
     if isinstance(sync_every, bool) or not isinstance(sync_every, int) or sync_every < 1:
-        raise ConfigError(f"decode.sync_every must be an integer >= 1 (1: sync every step), got {sync_every!r}")
+        raise ConfigError(f"decode.sync_every must be auto or an integer >= 1 (1: sync every step), "
+                          f"got {sync_every!r}")
     if sync_every == 1:
         return sync_every
     if block_model:

@@ -26,7 +26,8 @@ from dataclasses import dataclass
 import torch
 
 from mdsample.core.denoiser import Denoiser
-from mdsample.core.loop import DecodeResult, KLHistory
+from mdsample.core.kl_history import KLHistory
+from mdsample.core.loop import DecodeResult
 from mdsample.core.rules.base import Rule, StepContext, ensure_progress
 from mdsample.core.state import MaskedState, noise
 from mdsample.core.stats import StepStats
@@ -109,7 +110,7 @@ def refine(
         kl_history = None
         if rule.history:
             history = history or KLHistory(batch, length, vocab, rule.history, device, torch.float32)
-            kl_history = history.update(torch.arange(batch, device=device), stats)
+            kl_history = history.update(torch.arange(batch, device=device), stats.probs)
         k = torch.minimum(((step + 1) * n_free + steps - 1) // steps, n_free).clamp_min(1)
         ctx = StepContext(free, k, torch.full_like(k, step), steps, length, kl_history, generator)
         accepted = ensure_progress(rule.select(stats, ctx) & free, stats.conf, free) | state.frozen

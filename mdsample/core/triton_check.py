@@ -1,4 +1,4 @@
-"""Whether Triton imports here: the fused kernels (models/fused.py, core/kl_update.py) run only where it does."""
+"""Whether Triton imports here: the fused kernels (models/fused.py, core/kl_history.py) run only where it does."""
 
 from __future__ import annotations
 

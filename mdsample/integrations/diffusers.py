@@ -28,7 +28,7 @@ from diffusers import BlockRefinementScheduler
 from diffusers.configuration_utils import register_to_config
 from diffusers.schedulers.scheduling_block_refinement import BlockRefinementSchedulerOutput
 
-from mdsample.core.loop import KLHistory
+from mdsample.core.kl_history import KLHistory
 from mdsample.core.rules import BUILTIN_RULES, Rule, StepContext, ensure_progress
 from mdsample.core.schedule import tokens_this_step
 from mdsample.core.state import noise
@@ -119,7 +119,7 @@ class RuleScheduler(BlockRefinementScheduler):
         stats = StepStats(logits, x0)
         kl_history = None
         if self._history is not None:
-            kl_history = self._history.update(torch.arange(batch, device=sample.device), stats)
+            kl_history = self._history.update(torch.arange(batch, device=sample.device), stats.probs)
         steps = self.num_inference_steps
         index = torch.full((batch,), min(step, steps - 1), dtype=torch.long, device=sample.device)
         remaining = active.sum(dim=1)

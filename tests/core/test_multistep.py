@@ -319,7 +319,7 @@ def test_refusals():
         def select(self, stats, ctx: StepContext) -> torch.Tensor:
             return top_k_mask(stats.conf, ctx.active, ctx.k)
 
-    with pytest.raises(ConfigError, match="decode.sync_every must be an integer >= 1"):
+    with pytest.raises(ConfigError, match="decode.sync_every must be auto or an integer >= 1"):
         toy_decode("confidence", 0)
     with pytest.raises(ConfigError, match="'host' does not declare device_only"):
         decode(MixingDenoiser(vocab=12, length=19), MaskedState.blank(1, 16, 11, prompt=PROMPT), HostRule(),
@@ -333,15 +333,36 @@ def test_refusals():
 
 def test_config_key_reaches_decode(toy_plugins, tmp_path):
     from mdsample import sample
-    from mdsample.config import resolve_config
+    from mdsample.config import resolve_config, sync_every
 
-    assert resolve_config("toy", "confidence").decode.sync_every == 1
-    assert resolve_config("toy", "confidence", dotlist=["decode.sync_every=4"]).decode.sync_every == 4
-    with pytest.raises(ConfigError, match="decode.sync_every must be >= 1"):
-        resolve_config("toy", "confidence", dotlist=["decode.sync_every=0"])
-    one, four = (sample("toy", "confidence", 3, device="cpu", progress=False, out=str(tmp_path / str(n)),
-                        decode={"sync_every": n, "steps": 4}) for n in (1, 4))
+    assert sync_every(resolve_config("toy", "confidence").decode.sync_every) == "auto"
+    assert sync_every(resolve_config("toy", "confidence", dotlist=["decode.sync_every=4"]).decode.sync_every) == 4
+    for bad in ("0", "-2", "often"):
+        with pytest.raises(ConfigError, match="decode.sync_every must be auto or an integer >= 1"):
+            resolve_config("toy", "confidence", dotlist=[f"decode.sync_every={bad}"])
+    one, four, auto = (sample("toy", "confidence", 3, device="cpu", progress=False, out=str(tmp_path / str(n)),
+                              decode={"sync_every": n, "steps": 4}) for n in (1, 4, "auto"))
     assert torch.equal(one.tokens, four.tokens) and torch.equal(one.nfe, four.nfe)
+    assert torch.equal(one.tokens, auto.tokens) and torch.equal(one.nfe, auto.nfe)
+
+
+def test_auto_takes_several_steps_only_where_nothing_can_change():
+    from mdsample.core.multistep import AUTO_EVERY, auto_sync_every
+
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")  # only the device type is read
+    plain, klass = BUILTIN_RULES["confidence"](), BUILTIN_RULES["klass"]()
+    assert auto_sync_every(plain, exact=True, cached=True, batch=8, device=cuda) == AUTO_EVERY == 8
+    assert auto_sync_every(plain, exact=True, cached=False, batch=1, device=cuda) == 8
+    assert auto_sync_every(plain, exact=True, cached=False, batch=2, device=cuda) == 1  # a row may finish early
+    assert auto_sync_every(plain, exact=False, cached=True, batch=1, device=cuda) == 1  # e.g. early exit
+    assert auto_sync_every(klass, exact=False, cached=True, batch=1, device=cuda) == 1  # adaptive: may overshoot
+    assert auto_sync_every(plain, exact=True, cached=True, batch=1, device=cpu) == 1  # nothing runs ahead of the host
+
+
+def test_auto_is_one_sync_per_step_on_the_cpu():
+    one, auto = (decode(MixingDenoiser(vocab=12, length=12), MaskedState.blank(1, 12, 11, device="cpu"),
+                        BUILTIN_RULES["confidence"](), **kw) for kw in ({"sync_every": 1}, {}))
+    assert auto.syncs == one.syncs == one.steps + 1 and torch.equal(auto.tokens, one.tokens)
 
 
 def cuda_decode(rule: str, sync_every: int, mode: str, batch: int, *, uneven: bool = True, block: int = 4,
