@@ -75,6 +75,7 @@ def timed(den, preset, rule: str, batch: int, prompt: torch.Tensor, args, gen: i
     total = time.perf_counter() - start
     peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else 0
     row = dict(rule=rule, batch=batch, steps=result.steps, syncs=result.syncs, graphs=result.graphs,
+               capture_ms_per_step=result.capture_s / result.steps * 1e3,
                nfe_mean=result.nfe.float().mean().item(), e2e_step_ms=total / result.steps * 1e3,
                tokens_per_s=batch * gen / total, working_gb=(peak - resident) / 2**30, peak_gb=peak / 2**30)
     return row, result.tokens

@@ -471,7 +471,8 @@ class PresetRun:
         start = time.perf_counter()
         result = self.decode(spec.rule, spec.batch, self.prompts[spec.prompt], self.args.gen, spec.cache,
                              spec.capture, [clock])
-        row = self.row(spec, graphs=result.graphs, window=self.window(spec.rule, spec.cache),
+        row = self.row(spec, graphs=result.graphs, capture_ms_per_step=result.capture_s / result.steps * 1e3,
+                       window=self.window(spec.rule, spec.cache),
                        **timing(start, clock.times, result.steps, spec.batch, self.args.gen),
                        **peaks(self.device, resident), **self.roof(spec))
         row["step_over_roofline"] = row["step_ms"] / row["roofline_ms"]

@@ -22,6 +22,7 @@ CUDA device, else ``off``.
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -48,7 +49,9 @@ class StepRunner:
     """Runs a step function ``fn(**inputs) -> tuple of tensors (or None)`` on static shapes when capturing.
 
     ``static``: pad batches to buckets (``batch``); ``graphs``: capture one CUDA graph per call name and input
-    shapes, then replay it. ``captured`` counts the graphs made.
+    shapes, then replay it. ``captured`` counts the graphs made and ``capture_s`` the wall-clock seconds making them
+    took (warm-up run and capture, between two device syncs): a decode pays it once per graph, which is what a short
+    decode's time per step carries beyond its steps (benchmarks/rule_step.py reports it).
     """
 
     def __init__(self, mode: str, device: torch.device, capturable: bool = False):
@@ -58,6 +61,7 @@ class StepRunner:
         self.static = mode == "on" or (mode == "auto" and cuda and capturable)
         self.graphs = self.static and cuda
         self.captured = 0
+        self.capture_s = 0.0
         self._entries: dict[tuple, _Graph] = {}
 
     def batch(self, n: int, cap: int) -> int:
@@ -89,6 +93,8 @@ class StepRunner:
         warm-up run and the replays may repeat them. Each graph keeps its own memory pool: a mixed step replays two
         graphs and reads both outputs, which a shared pool could place in the same memory.
         """
+        torch.cuda.synchronize()
+        start = time.perf_counter()
         static = {k: v.clone() for k, v in inputs.items()}
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
@@ -98,5 +104,7 @@ class StepRunner:
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
             outputs = fn(**static)
+        torch.cuda.synchronize()
         self.captured += 1
+        self.capture_s += time.perf_counter() - start
         return _Graph(graph, static, outputs)

@@ -57,8 +57,9 @@ from mdsample.errors import ConfigError
 @dataclass
 class DecodeResult:
     """The finished canvases and what they cost: NFE and wall-clock seconds per row, commit step per position, how
-    many CUDA graphs the captured step made (0: it ran eagerly) and how many times the loop read the device's
-    bookkeeping back to the host (core/multistep.py). ``steps`` counts the batch steps issued, no-op ones included."""
+    many CUDA graphs the captured step made (0: it ran eagerly) and the seconds making them took (part of
+    ``wall_s``), and how many times the loop read the device's bookkeeping back to the host (core/multistep.py).
+    ``steps`` counts the batch steps issued, no-op ones included."""
 
     tokens: torch.Tensor
     nfe: torch.Tensor
@@ -68,6 +69,7 @@ class DecodeResult:
     state: MaskedState
     graphs: int = 0
     syncs: int = 0
+    capture_s: float = 0.0
 
 
 class _Progress:
@@ -402,7 +404,8 @@ def decode(
 
     for cb in callbacks:
         cb.on_end(state)
-    return DecodeResult(state.tokens, state.nfe, state.wall_s, state.commit_step, step, state, runner.captured, syncs)
+    return DecodeResult(state.tokens, state.nfe, state.wall_s, state.commit_step, step, state, runner.captured, syncs,
+                        runner.capture_s)
 
 
 def _peeks(denoiser: Denoiser, rule: Rule, blocks: Blocks, cache: str, refresh: int) -> bool:

@@ -103,5 +103,6 @@ def test_cuda_graphs_give_the_eager_tokens(mode):
             state.frozen[row, [3 + c for c in cols]] = True
         results.append(decode(model, state, BUILTIN_RULES["klass"](conf_threshold=0.5, kl_threshold=0.05),
                               schedule=BlockSchedule(GEN, 4), cache=mode, capture=capture))
-    assert results[1].graphs > 0
+    assert results[1].graphs > 0 and 0 < results[1].capture_s < float(results[1].wall_s.max())
+    assert results[0].graphs == 0 and results[0].capture_s == 0
     assert torch.equal(results[0].tokens, results[1].tokens)
