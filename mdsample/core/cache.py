@@ -181,21 +181,34 @@ class StepForward:
         self.block_at[rows] = torch.where(refreshed, block, self.block_at[rows])
         return out
 
-    def peek(self, tokens: torch.Tensor, columns: torch.Tensor, rows: torch.Tensor, conditioning: dict) -> torch.Tensor:
-        """Logits ``[m, Q, V]`` of the query ``tokens[m, Q]`` at canvas ``columns[m, Q]`` of state rows ``rows`` (on the
-        host; each stepped in the last call, so each has a cache row) against their stored keys/values as they stand,
-        read-only (CachingDenoiser's ``peek``); a call of the step runner like the others (padded to the step's batch
-        buckets and captured when static: eager, a peek of an 8B model at batch 1 costs three captured ones).
-        ``conditioning``: those rows'."""
-        m = tokens.shape[0]
+    def peek(self, canvas: torch.Tensor, columns: torch.Tensor, rows: torch.Tensor, conditioning: dict) -> torch.Tensor:
+        """The step's statistics' probabilities ``[m, Q, V]`` (mask token forbidden) at canvas ``columns[m, Q]`` of
+        state rows ``rows`` (on the host; each stepped in the last call, so each has a cache row), their tokens taken
+        from ``canvas[m, L]``, against the rows' stored keys/values as they stand (CachingDenoiser's ``peek``).
+        ``conditioning``: those rows'.
+
+        When every open row peeks (always at batch 1), their next step refreshes all of them, which rewrites every
+        key/value, so the peek need not be read-only: it is the step's own cached call (the same CUDA graph, no
+        other to capture, no copy of the cache rows), whose queries' keys/values the refresh then overwrites.
+        Otherwise it is a read-only call of the denoiser's ``peek`` through the step runner (padded to the step's
+        batch buckets and captured when static: eager, a peek of an 8B model at batch 1 costs three captured ones).
+        The logits are the same either way: the queries attend to their own fresh keys/values in both.
+        """
+        m = canvas.shape[0]
+        if torch.equal(rows, self.cache_rows):
+            local = rows.to(canvas.device)
+            answers = None if self.answer is None else self.answer[local]
+            valid = torch.ones_like(columns, dtype=torch.bool)
+            return self._cached(canvas, conditioning, columns, valid, answers, 0).probs
         b = self.runner.batch(m, self.batch)
-        local = torch.searchsorted(self.cache_rows, rows).to(tokens.device)
-        inputs = {"tokens": tokens, "columns": columns, "rows": local, **_tensors(conditioning, m)}
+        local = torch.searchsorted(self.cache_rows, rows).to(canvas.device)
+        inputs = {"tokens": canvas.gather(1, columns), "columns": columns, "rows": local,
+                  **_tensors(conditioning, m)}
         inputs = {k: _pad(v, b) for k, v in inputs.items()}
         consts = _constants(conditioning, m)
 
         def peek(**inputs):
-            return (self.denoiser.peek(cache=self.cache, **inputs, **consts),)
+            return (self.stats(self.denoiser.peek(cache=self.cache, **inputs, **consts))[0],)
 
         return self.runner("peek", peek, inputs)[0][:m]
 

@@ -307,8 +307,7 @@ def decode(
             if peeking:
                 pending.zero_()
                 if peek_rows.numel():
-                    _peek(forward, history, state, peek_rows, ahead, progress, blocks.length, conditioning,
-                          stats_dtype)
+                    _peek(forward, history, state, peek_rows, ahead, progress, blocks.length, conditioning)
             rows = open_rows.to(device, non_blocking=True)
             full = rows.numel() == state.batch
             plan = None  # planned once the step's denoiser call is queued (host work the GPU need not wait for)
@@ -417,10 +416,10 @@ def _peeks(denoiser: Denoiser, rule: Rule, blocks: Blocks, cache: str, refresh: 
 
 
 def _peek(forward: StepForward, history: KLHistory, state: MaskedState, rows: torch.Tensor, ahead: torch.Tensor,
-          progress: _Progress, length: int, conditioning: dict, dtype: torch.dtype) -> None:
+          progress: _Progress, length: int, conditioning: dict) -> None:
     """The previous distribution of the new active block of state rows ``rows`` (host), whose block advanced by one
-    at their last step: one read-only cached call of that block's positions with their tokens from before that
-    step's commit (``ahead``) against the row's cache as that step left it, where the old block holds the step's
+    at their last step: one cached call (StepForward.peek) of that block's positions with their tokens from before
+    that step's commit (``ahead``) against the row's cache as that step left it, where the old block holds the step's
     fresh keys/values (of the canvas before the commit, the one the step's logits came from). That is what the
     two-block window's next-block half computes in that step, up to the old block's keys/values having been
     computed without the next block's fresh ones.
@@ -433,10 +432,8 @@ def _peek(forward: StepForward, history: KLHistory, state: MaskedState, rows: to
     local = rows.to(ahead.device)
     columns = state.gen_start + progress.block[local].unsqueeze(1) * length + torch.arange(length, device=ahead.device)
     cond = _subset(conditioning, local, state.batch, False)
-    logits = forward.peek(ahead[local], columns, rows, cond)
-    if not state.uniform and 0 <= state.mask_id < logits.shape[-1]:
-        logits[..., state.mask_id] = float("-inf")
-    history.fill(local, StepStats(logits, None, dtype).log_probs_eps)
+    probs = forward.peek(state.tokens[local].scatter(1, columns, ahead[local]), columns, rows, cond)
+    history.fill(local, torch.log(probs + history.eps))
     state.nfe[local] += 1
 
 

@@ -60,6 +60,10 @@ that asks for it is read with the sync's other rows (no extra sync), and the row
 the peek reads as the advancing step left them (they write only the new block's, which the peek's own queries
 replace). So the one-block window serves every N, with the same tokens, NFE and commit steps.
 
+The default, ``sync_every="auto"`` (``auto_sync_every``), takes N = 8 only where the exceptions above cannot arise:
+on CUDA, for a ``device_only`` rule with an exact plan, under a KV cache (an exact chunk ends at the first block end,
+so no row finishes or pauses inside it) or at batch 1; elsewhere it is 1.
+
 Features decided on the host per step refuse N > 1 with a one-line ConfigError: post-mask editing (a row reopens
 for post-mask steps by counting edits, and it runs inside block diffusion's per-canvas loop), block-diffusion
 models (their outer loop syncs per canvas) and rules that do not declare ``device_only``.
