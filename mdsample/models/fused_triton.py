@@ -80,16 +80,23 @@ def _rotary_kernel(x_ptr, table_ptr, pos_ptr, out_ptr, length, heads, half, x_ba
     tl.store(out_ptr + (token * heads + h) * (2 * half) + cols, out.to(out_ptr.dtype.element_ty), mask=inside)
 
 
+def _rotary_inputs(x: torch.Tensor, table: torch.Tensor,
+                   positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``x[B, L, heads, dim]`` with a contiguous last dimension, the table contiguous, ``positions`` as ``[B or 1, L]``
+    with a contiguous last dimension: what the rotary kernels index."""
+    if x.stride(-1) != 1:
+        x = x.contiguous()
+    positions = positions.expand(positions.shape[0], x.shape[1])
+    if positions.stride(-1) != 1:
+        positions = positions.contiguous()
+    return x, table.contiguous(), positions
+
+
 def rotary(x: torch.Tensor, table: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
     """Rotary embedding of ``x[B, L, heads, dim]`` (any strides but a contiguous last dimension, e.g. the q and k
     heads of the fused qkv output) at ``positions[B or 1, L]``; see fused.rotary_reference."""
     b, length, heads, dim = x.shape
-    if x.stride(-1) != 1:
-        x = x.contiguous()
-    positions = positions.expand(positions.shape[0], length)
-    if positions.stride(-1) != 1:
-        positions = positions.contiguous()
-    table = table.contiguous()
+    x, table, positions = _rotary_inputs(x, table, positions)
     out = torch.empty(x.shape, dtype=x.dtype, device=x.device)
     if out.numel():
         block_h = min(triton.next_power_of_2(heads), 16)
@@ -130,12 +137,7 @@ def rotary_store(qkv: torch.Tensor, table: torch.Tensor, positions: torch.Tensor
     ``keys`` / ``values[B, kv_heads, T, dim]`` at ``slots[B, L]``; see fused.rotary_store_reference."""
     b, length, total, dim = qkv.shape
     kv_heads = keys.shape[1]
-    if qkv.stride(-1) != 1:
-        qkv = qkv.contiguous()
-    positions = positions.expand(positions.shape[0], length)
-    if positions.stride(-1) != 1:
-        positions = positions.contiguous()
-    table = table.contiguous()
+    qkv, table, positions = _rotary_inputs(qkv, table, positions)
     q = torch.empty(b, length, heads, dim, dtype=qkv.dtype, device=qkv.device)
     if q.numel():
         block_h = min(triton.next_power_of_2(total), 16)
