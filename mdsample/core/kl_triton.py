@@ -1,7 +1,8 @@
 """The Triton kernels of core/kl_history.py. The vocabulary of each (row, window position) is split into chunks, one
 program each, that stream it once and leave a partial KL sum; a second kernel, one program per row, adds each
 position's partial sums (in a fixed order, so the result is deterministic), pushes the KLs onto the row's history
-and clears the row's stale marks (one program per row, so no other program reads them after they are cleared).
+and clears the row's stale marks (one program per row, so no other program reads them after they are cleared; a
+barrier inside it orders its threads' reads before its writes).
 
 Why two kernels: with one program per position, a batch-1 step (32 positions) kept 32 of an H200's 132 SMs busy and
 the pass over LLaDA's 126k-token vocabulary took 0.10 ms, 2% of the step (benchmarks/rule_step.py ``--profile``).
@@ -65,6 +66,7 @@ def _kl_push_kernel(partial_ptr, hist_ptr, out_ptr, stale_prev_ptr, stale_kl_ptr
     kept = tl.where(stale, 0.0, tl.load(h_base + lanes, mask=inside, other=0.0))
     older = tl.where(stale, 0.0, tl.load(h_base + lanes + 1, mask=inside & (lanes < H - 1), other=0.0))
     new = tl.where(write, tl.where(lanes == H - 1, kl[:, None], older), kept)
+    tl.debug_barrier()  # every thread has read the history and the stale mark before any thread overwrites them
     tl.store(h_base + lanes, new, mask=inside)
     tl.store(out_ptr + (r * window + pos[:, None]) * H + lanes, new, mask=inside)
     if write:

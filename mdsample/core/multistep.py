@@ -62,7 +62,9 @@ replace). So the one-block window serves every N, with the same tokens, NFE and 
 
 The default, ``sync_every="auto"`` (``auto_sync_every``), takes N = 8 only where the exceptions above cannot arise:
 on CUDA, for a ``device_only`` rule with an exact plan, under a KV cache (an exact chunk ends at the first block end,
-so no row finishes or pauses inside it) or at batch 1; elsewhere it is 1.
+so no row finishes or pauses inside it) or at batch 1; elsewhere it is 1. That holds for block diffusion's
+per-canvas decodes as well (core/blocks.py), which are ordinary decodes of one canvas: only an explicit N > 1 is
+refused for a block-diffusion model, whose outer loop syncs per canvas anyway.
 
 Features decided on the host per step refuse N > 1 with a one-line ConfigError: post-mask editing (a row reopens
 for post-mask steps by counting edits, and it runs inside block diffusion's per-canvas loop), block-diffusion
@@ -91,7 +93,7 @@ def auto_sync_every(rule: Rule, *, exact: bool, cached: bool, batch: int, device
     to its end: under a cache an exact chunk ends at the first block end, and at batch 1 the chunk ends with the row.
     Then every step makes the one-step loop's calls on the one-step loop's rows, so the tokens, NFE, commit steps and
     random draws are the same bit for bit (the module's docstring lists what may differ elsewhere), and the GPU no
-    longer waits for the host between steps: 5% of a batch-1 step of the LLaDA-8B shape (BENCHMARKS.md, session 10).
+    longer waits for the host between steps: 5% of a batch-1 step of the LLaDA-8B shape (BENCHMARKS.md, "Session 10").
     """
     every = exact and getattr(rule, "device_only", False) and device.type == "cuda" and (cached or batch == 1)
     return AUTO_EVERY if every else 1

@@ -9,7 +9,8 @@ moves, so that a CUDA graph can replay a step. The lean module's ``store`` path 
   as an early-exit answer slot, writes into the spare slot L, which is never read), then attends to slots 0..L-1:
   every query sees the fresh keys of the recomputed columns and the stored keys of all others.
 
-Attending in place costs one scatter of the queries per layer. The first version passed the stored canvas as the
+Attending in place costs one write of the queries' keys/values per layer (on CUDA from inside the rotary kernel,
+models/fused.py ``rotary_store``). The first version passed the stored canvas as the
 module's ``prefix`` and hid the recomputed columns with the key mask, which copies the whole cache in every layer of
 every step: on an H100 at batch 8 (LLaDA-8B shape, canvas 384) those copies took 3.7 ms of a 12.9 ms dual-cache
 step's GPU time (benchmarks/results/text_throughput_b8_h100_concat_cache.json, ``kind: profile``).

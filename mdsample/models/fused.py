@@ -125,7 +125,7 @@ def rotary_store(qkv: torch.Tensor, table: torch.Tensor, positions: torch.Tensor
     """Rotary embedding of a fused qkv's q and k heads with the keys and values written into a KV store, in one
     kernel on CUDA (``rotary_store_reference``). ``slots[B or 1, L]``."""
     slots = slots.expand(qkv.shape[0], qkv.shape[1])
-    if uses_kernels(qkv, keys, values):
+    if uses_kernels(qkv, keys, values) and keys.stride(-1) == values.stride(-1) == 1:
         from mdsample.models import fused_triton
 
         return fused_triton.rotary_store(qkv, table, positions, heads, keys, values, slots)

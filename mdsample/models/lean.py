@@ -158,7 +158,7 @@ class Attention(nn.Module):
     ) -> tuple[torch.Tensor, LayerKV]:
         """``table``: the rotary table (``Rotary.table``) read at ``positions[B or 1, L]``; ``mask``: additive, over
         keys ``[B, 1, 1, P + L + S]`` (with ``store``: over its L slots). Returns the output and this call's
-        keys/values."""
+        keys/values (with ``store``: the storage, which holds them at their slots)."""
         b, length, _ = x.shape
         qkv = self.qkv(x).view(b, length, self.heads + 2 * self.kv_heads, self.dim)
         if store is not None:
