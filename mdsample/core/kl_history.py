@@ -63,8 +63,9 @@ class KLHistory:
         """
         window = self.prev.shape[1]
         if window == block:
-            self.stale_prev |= moved > 0
-            self.stale_kl |= moved > 0
+            advanced = moved > 0
+            self.stale_prev |= advanced
+            self.stale_kl |= advanced
             return
         cols = torch.arange(window, device=moved.device)
         inherited = cols < block
