@@ -5,7 +5,8 @@ more than the 3% a rule may add; so this runs R rounds, and each round decodes o
 plain loop first), so that a drift hits every rule alike. A rule's verdict is the median over rounds of its
 per-round ratio to the plain loop (``ratio``), next to the ratio of the medians. Whole decodes are timed
 (decode wall-clock / steps, so ``sync_every`` N > 1 is timed right, see benchmarks/sync_every.py), with each
-decode's CUDA graphs built afresh, the same for every rule; peak memory is the allocator's peak above what was
+decode's CUDA graphs built afresh, the same for every rule (``--keep-graphs``: captured once per rule and batch in the
+warm-up, as a run's later batches replay them); peak memory is the allocator's peak above what was
 resident before the decode.
 
 ``--layers L`` builds the shape with L layers instead of its own: with one layer the GPU's share of a step is
@@ -36,6 +37,7 @@ import torch
 from text_throughput import PRESETS, RULE_OPTIONS, SHAPES, StepProfiler, build, sync
 
 from mdsample.core import BlockSchedule, MaskedState, decode
+from mdsample.core.capture import KeptGraphs
 from mdsample.core.compile import use_compile
 from mdsample.core.rules import BUILTIN_RULES
 
@@ -43,13 +45,13 @@ OPTIONS = {**RULE_OPTIONS, "threshold": {"threshold": 0.9}}
 PLAIN = "confidence"
 
 
-def run(den, preset, rule: str, batch: int, prompt: torch.Tensor, args, gen: int, callbacks=()):
+def run(den, preset, rule: str, batch: int, prompt: torch.Tensor, args, gen: int, callbacks=(), graphs=None):
     state = MaskedState.blank(batch, gen, preset.mask_id, prompt=prompt.expand(batch, -1), device=prompt.device)
     with attention_backend(args.attention):
         return decode(den, state, BUILTIN_RULES[rule](**OPTIONS.get(rule, {})),
                       schedule=BlockSchedule(gen, args.block), cache=args.cache, capture=args.capture,
                       sync_every=args.sync_every, generator=torch.Generator(prompt.device).manual_seed(0),
-                      callbacks=callbacks)
+                      callbacks=callbacks, graphs=graphs)
 
 
 def attention_backend(name: str):
@@ -62,7 +64,8 @@ def attention_backend(name: str):
                         "flash": SDPBackend.FLASH_ATTENTION, "math": SDPBackend.MATH}[name])
 
 
-def timed(den, preset, rule: str, batch: int, prompt: torch.Tensor, args, gen: int) -> tuple[dict, torch.Tensor]:
+def timed(den, preset, rule: str, batch: int, prompt: torch.Tensor, args, gen: int,
+          graphs: KeptGraphs | None = None) -> tuple[dict, torch.Tensor]:
     """One whole decode: ms per step, tokens/s, NFE, peak working memory (GiB above the resident)."""
     device = prompt.device
     sync(device)
@@ -70,7 +73,7 @@ def timed(den, preset, rule: str, batch: int, prompt: torch.Tensor, args, gen: i
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     start = time.perf_counter()
-    result = run(den, preset, rule, batch, prompt, args, gen)
+    result = run(den, preset, rule, batch, prompt, args, gen, graphs=graphs)
     sync(device)
     total = time.perf_counter() - start
     peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else 0
@@ -151,6 +154,9 @@ def main() -> None:
     parser.add_argument("--compile", default="off", choices=["auto", "on", "off"])
     parser.add_argument("--attention", default="default", choices=["default", "efficient", "cudnn", "flash", "math"],
                         help="SDPA kernel (default: PyTorch's choice)")
+    parser.add_argument("--keep-graphs", action="store_true", help="each rule keeps its CUDA graphs and KV cache "
+                        "from its warm-up decode on (core/capture.py KeptGraphs, as a run's batches do): the timed "
+                        "decodes capture nothing")
     parser.add_argument("--prompt", type=int, default=128)
     parser.add_argument("--gen", type=int, default=256)
     parser.add_argument("--block", type=int, default=32)
@@ -193,16 +199,18 @@ def main() -> None:
                       device_name=torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
                       prompt=args.prompt, gen=args.gen, block=args.block, cache=args.cache, capture=args.capture,
                       sync_every=args.sync_every, compile=args.compile, attention=args.attention, repeats=args.repeats,
+                      keep_graphs=args.keep_graphs,
                       summary=summarise(rows, rules), anatomy=anatomies, rows=rows)
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
 
     for batch in (int(b) for b in args.batches.split(",")):
+        kept = {rule: KeptGraphs() for rule in rules} if args.keep_graphs else {}
         for rule in rules:  # first-use costs (kernels, allocator, cuBLAS, cuDNN plans, compile): untimed, per rule
-            timed(den, preset, rule, batch, prompt, args, args.gen)
+            timed(den, preset, rule, batch, prompt, args, args.gen, kept.get(rule))
         for round_ in range(args.repeats):
             for rule in rules:
-                row, tokens = timed(den, preset, rule, batch, prompt, args, args.gen)
+                row, tokens = timed(den, preset, rule, batch, prompt, args, args.gen, kept.get(rule))
                 key = (batch, rule)
                 first.setdefault(key, tokens)
                 rows.append(dict(row, round=round_, same_tokens=bool(torch.equal(tokens, first[key]))))

@@ -54,6 +54,7 @@ from throughput_model import DEFAULT_REFERENCE_STEP_MS, Device, Shape, Spec, est
 
 from mdsample.core import BlockSchedule, MaskedState, decode
 from mdsample.core.callbacks import Callback
+from mdsample.core.capture import KeptGraphs
 from mdsample.core.compile import use_compile
 from mdsample.core.rules import BUILTIN_RULES
 from mdsample.models.cached import CachedDream, CachedLean
@@ -429,7 +430,8 @@ class PresetRun:
         measured = [(r["roofline_kv_ms"], r["e2e_step_ms"]) for r in same_rule or mode]
         step_ms = estimate_step_ms(self.roof(Spec("mdsample", spec.batch, spec.prompt, spec.rule, cache))
                                    ["roofline_kv_ms"], capture, measured)
-        steps = {"mdsample": args.gen, "forward": 6, "profile": 3 * args.block}[spec.kind]  # profile: 2 blocks + tool
+        steps = {"mdsample": args.gen * (2 if args.keep_graphs else 1), "forward": 6,
+                 "profile": 3 * args.block}[spec.kind]  # profile: 2 blocks + tool; kept graphs: an untimed decode
         cold = spec.kind != "forward" and (spec.batch, spec.prompt, capture) not in self.warmed
         warm = args.gen if cold else 0
         return (steps + warm) * step_ms / 1e3
@@ -446,7 +448,7 @@ class PresetRun:
                 "profile": self.profile}[spec.kind](spec)
 
     def decode(self, rule: str, batch: int, prompt: torch.Tensor, gen: int, cache: str, capture: str,
-               callbacks: list[Callback]):
+               callbacks: list[Callback], graphs: KeptGraphs | None = None):
         state = MaskedState.blank(batch, gen, self.preset.mask_id, prompt=prompt.expand(batch, -1),
                                   device=self.device)
         options = dict(self.overrides)
@@ -454,7 +456,7 @@ class PresetRun:
         return decode(self.den, state, BUILTIN_RULES[rule](**RULE_OPTIONS.get(rule, {})),
                       schedule=BlockSchedule(gen, self.args.block),
                       generator=torch.Generator(self.device).manual_seed(0), cache=cache, capture=capture,
-                      callbacks=callbacks, **options)
+                      callbacks=callbacks, graphs=graphs, **options)
 
     def warm_up(self, batch: int, prompt: int, capture: str) -> None:
         """A whole decode of the plain loop with the dual cache at this batch, prompt and capture mode, before the
@@ -465,12 +467,18 @@ class PresetRun:
         self.warmed.add((batch, prompt, capture))
 
     def run_mdsample(self, spec: Spec) -> dict:
+        """One timed decode; with ``--keep-graphs`` after an untimed one of the same spec that captured the graphs
+        the timed one replays (core/capture.py KeptGraphs, as a run's later batches do)."""
+        kept = KeptGraphs() if self.args.keep_graphs else None
+        if kept is not None:
+            self.decode(spec.rule, spec.batch, self.prompts[spec.prompt], self.args.gen, spec.cache, spec.capture,
+                        [], kept)
         clock = StepClock()
         sync(self.device)
         resident = reset_peak(self.device)
         start = time.perf_counter()
         result = self.decode(spec.rule, spec.batch, self.prompts[spec.prompt], self.args.gen, spec.cache,
-                             spec.capture, [clock])
+                             spec.capture, [clock], kept)
         row = self.row(spec, graphs=result.graphs, capture_ms_per_step=result.capture_s / result.steps * 1e3,
                        window=self.window(spec.rule, spec.cache),
                        **timing(start, clock.times, result.steps, spec.batch, self.args.gen),
@@ -600,6 +608,9 @@ def main() -> None:
                              "(e.g. compile=on sync_every=8)")
     parser.add_argument("--compile", choices=["auto", "on", "off"], help="shorthand for --decode compile=MODE")
     parser.add_argument("--sync-every", type=int, help="shorthand for --decode sync_every=N")
+    parser.add_argument("--keep-graphs", action="store_true",
+                        help="time each of our decodes after an untimed one of the same cell that captured its CUDA "
+                             "graphs, which the timed one replays (core/capture.py KeptGraphs: a run's later batches)")
     parser.add_argument("--profile", action="store_true",
                         help="kernel profiles of the plain loop (and KLASS's dual-cache step) where targets are read")
     parser.add_argument("--budget-s", type=float, default=None,
@@ -646,9 +657,9 @@ def main() -> None:
     def report() -> dict:
         return dict(benchmark="text_throughput_sweep", device=str(device), device_name=device_name, dtype=args.dtype,
                     torch=torch.__version__, prompts=args.prompt_list, gen=args.gen, block=args.block,
-                    decode=overrides, copy_bandwidth_gbs=copy_bw / 1e9, gemm_tflops=gemm / 1e12,
-                    budget_s=args.budget_s, elapsed_s=time.monotonic() - started, presets=infos,
-                    reference_error=missing, targets=targets(rows), skipped=skipped, rows=rows)
+                    decode=overrides, keep_graphs=args.keep_graphs, copy_bandwidth_gbs=copy_bw / 1e9,
+                    gemm_tflops=gemm / 1e12, budget_s=args.budget_s, elapsed_s=time.monotonic() - started,
+                    presets=infos, reference_error=missing, targets=targets(rows), skipped=skipped, rows=rows)
 
     def write() -> None:
         """Rewrite the JSON, so that a run cut short keeps every finished row; through a rename, so that a run killed

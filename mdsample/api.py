@@ -19,7 +19,7 @@ import math
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from mdsample import plugin_manager
 from mdsample.config import options_of, resolve_config, save_config, sync_every
 from mdsample.core import BlockSchedule, Corrector, MaskedState, TokenChooser, correct, decode
 from mdsample.core.callbacks import Callback, RichProgress, TraceRecorder
+from mdsample.core.capture import KeptGraphs
 from mdsample.core.compile import use_compile
 from mdsample.core.infill import EarlyExit
 from mdsample.domain import Domain, Initial
@@ -56,7 +57,8 @@ class RunResult:
 @dataclass(frozen=True)
 class Decoder:
     """What every batch of a run decodes with: the config's rule, block schedule, token chooser, loop settings and
-    corrector steps.
+    corrector steps, and the CUDA graphs its decodes keep (core/capture.py KeptGraphs: only a run's first batch of
+    a shape pays the capture).
 
     Shared by ``execute`` and the integrations (the lm-evaluation-harness model) so both decode alike.
     """
@@ -66,6 +68,7 @@ class Decoder:
     schedule: BlockSchedule
     chooser: TokenChooser
     corrector: Corrector
+    graphs: KeptGraphs = field(default_factory=KeptGraphs, compare=False, repr=False)
 
     @classmethod
     def from_config(cls, cfg: DictConfig) -> Decoder:
@@ -86,7 +89,7 @@ class Decoder:
                         stats_dtype=getattr(torch, cfg.decode.stats_dtype), confidence=cfg.decode.confidence,
                         callbacks=callbacks, early_exit=early_exit, cache=cfg.decode.cache,
                         cache_refresh=cfg.decode.cache_refresh, capture=cfg.decode.capture,
-                        answer_first=answer_first, sync_every=sync_every(cfg.decode.sync_every))
+                        answer_first=answer_first, sync_every=sync_every(cfg.decode.sync_every), graphs=self.graphs)
         return correct(denoiser, result, self.corrector, self.chooser, conditioning, generator)
 
 

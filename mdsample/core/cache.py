@@ -99,6 +99,8 @@ class StepForward:
 
     ``window`` is the loop's window width (its positions arrive as ``idx`` every step); ``answer[B, A]`` the answer
     slots of an early exit (None without). ``stats`` computes the per-step statistics inside each call.
+    ``storage(name, make)`` (KeptGraphs.storage) gives the KV cache a kept runner's graphs read, its contents stale
+    (every row refreshes before a cached call reads it).
     """
 
     def __init__(
@@ -113,6 +115,7 @@ class StepForward:
         answer: torch.Tensor | None,
         runner: StepRunner,
         stats: Statistics,
+        storage: Callable[[str, Callable], KVCache] | None = None,
     ):
         if mode not in CACHE_MODES:
             raise ConfigError(f"decode.cache={mode!r} is unknown; choose one of: {', '.join(CACHE_MODES)}")
@@ -128,7 +131,10 @@ class StepForward:
         device = state.tokens.device
         self.cache: KVCache | None = None
         if mode != "none":
-            self.cache = denoiser.new_cache(state.batch + 1, state.length, device)  # the last row takes padding
+            def make() -> KVCache:  # the last row takes padding
+                return denoiser.new_cache(state.batch + 1, state.length, device)
+
+            self.cache = make() if storage is None else storage("kv", make)
             self.cache_rows = torch.arange(state.batch)
             self.since = torch.zeros(state.batch, dtype=torch.long, device=device)
             self.block_at = torch.full((state.batch,), -1, dtype=torch.long, device=device)

@@ -14,6 +14,9 @@ Graphs need static shapes and static memory, so under capture:
 * a KV cache keeps its storage for the whole decode (``KVCache.keep`` compacts in place), and a capturable
   denoiser must not reallocate anything its calls read (a table grown on demand) once a call has been captured.
 
+Kept graphs (``KeptGraphs``): a run decodes many batches of one shape with one denoiser; the graphs and the storage
+they read (the KV cache) can outlive a decode, so that only the run's first decode of a shape pays the capture.
+
 Modes (``decode.capture``): ``off`` runs eagerly on exact shapes; ``on`` runs the static-shape step and captures
 it where CUDA graphs exist, falling back to running the same static step eagerly where they do not (CPU) or where
 capture fails (a warning says why); ``auto`` is ``on`` for a denoiser that declares ``capturable = True`` on a
@@ -24,8 +27,9 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -108,3 +112,58 @@ class StepRunner:
         self.captured += 1
         self.capture_s += time.perf_counter() - start
         return _Graph(graph, static, outputs)
+
+
+class KeptGraphs:
+    """One decode's StepRunner (its CUDA graphs) and the storage they read, kept for the next decode of the same kind.
+
+    Why: capturing costs 70-90 ms per decode of an 8B model at batch 1 (0.3 ms of a 5.7 ms step over 256 steps) and
+    100-230 ms at batch 8 (BENCHMARKS.md, "Session 10"), while a run decodes batch after batch of one shape with one
+    denoiser. A graph replays fixed kernels on fixed memory, so it stays valid for a later decode that would capture
+    the same kernels on the same memory; ``key`` stands for that: the denoiser and the addresses of its tensors
+    (``memory_of``), the shapes, and every setting the captured calls read. A key of None (a decode whose calls
+    read something the key cannot name) keeps nothing.
+
+    One slot: a decode with another key first releases what is kept, so a run holds at most one decode's graphs and
+    cache between its decodes, as a decode does while it runs. The kept storage's contents are stale, which is safe
+    because the loop refreshes a KV cache row before any cached call reads it. Only a static step keeps anything
+    (on the CPU, ``capture=on``: its storage, which tests use to check that stale contents change no token).
+    """
+
+    def __init__(self) -> None:
+        self._key: Hashable | None = None
+        self._runner: StepRunner | None = None
+        self._storage: dict[str, Any] = {}
+
+    def runner(self, key: Hashable | None, mode: str, device: torch.device, capturable: bool) -> StepRunner:
+        """The kept runner when ``key`` matches the last decode's, else a new one (kept in its place if static)."""
+        if key is not None and key == self._key and self._runner is not None:
+            return self._runner
+        self.release()
+        runner = StepRunner(mode, device, capturable)
+        if key is not None and runner.static:
+            self._key, self._runner = key, runner
+        return runner
+
+    def storage(self, name: str, make: Callable[[], Any]) -> Any:
+        """Storage the kept runner's graphs read, made by ``make`` once per key (every time when nothing is kept)."""
+        if self._runner is None:
+            return make()
+        if name not in self._storage:
+            self._storage[name] = make()
+        return self._storage[name]
+
+    def release(self) -> None:
+        """Drop the kept graphs and storage (their memory returns to PyTorch's allocator)."""
+        self._key, self._runner, self._storage = None, None, {}
+
+
+def memory_of(denoiser: object) -> tuple:
+    """What a graph of a denoiser's calls depends on inside the denoiser: the addresses of the tensors of the modules
+    it holds (its attributes that are ``nn.Module``; moved or reloaded weights change it) and whether each runs its
+    compiled forward (``decode.compile``, a ``compiled`` attribute), which captures other kernels."""
+    held = []
+    for value in vars(denoiser).values():
+        if isinstance(value, torch.nn.Module):
+            held += [getattr(value, "compiled", None), *(t.data_ptr() for t in (*value.parameters(), *value.buffers()))]
+    return tuple(held)

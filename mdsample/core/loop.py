@@ -40,7 +40,7 @@ import torch
 
 from mdsample.core.cache import Statistics, StepForward
 from mdsample.core.callbacks import Callback
-from mdsample.core.capture import StepRunner
+from mdsample.core.capture import KeptGraphs, StepRunner, memory_of
 from mdsample.core.choices import CONFIDENCES
 from mdsample.core.denoiser import Denoiser
 from mdsample.core.infill import EarlyExit
@@ -57,8 +57,9 @@ from mdsample.errors import ConfigError
 @dataclass
 class DecodeResult:
     """The finished canvases and what they cost: NFE and wall-clock seconds per row, commit step per position, how
-    many CUDA graphs the captured step made (0: it ran eagerly) and the seconds making them took (part of
-    ``wall_s``), and how many times the loop read the device's bookkeeping back to the host (core/multistep.py).
+    many CUDA graphs this decode made (0: it ran eagerly, or replayed kept ones) and the seconds making them took
+    (part of ``wall_s``), and how many times the loop read the device's bookkeeping back to the host
+    (core/multistep.py).
     ``steps`` counts the batch steps issued, no-op ones included."""
 
     tokens: torch.Tensor
@@ -219,6 +220,7 @@ def decode(
     editing: Editing | None = None,
     answer_first: torch.Tensor | None = None,
     sync_every: int | str = "auto",
+    graphs: KeptGraphs | None = None,
 ) -> DecodeResult:
     """Fill every masked position of ``state`` (in place) with ``rule`` choosing positions and ``chooser`` tokens.
 
@@ -234,7 +236,8 @@ def decode(
     them masked, no other position is a candidate for its rule (the answer is committed before any reasoning, the
     ablation of reasoning-as-infilling); it needs one block. ``sync_every`` N > 1 reads the loop's bookkeeping
     back to the host once per N steps instead of every step, with the same tokens and NFE (core/multistep.py);
-    "auto" picks N > 1 only where that changes nothing at all (multistep.auto_sync_every), else 1.
+    "auto" picks N > 1 only where that changes nothing at all (multistep.auto_sync_every), else 1. ``graphs``
+    (core/capture.py KeptGraphs) keeps the captured step's graphs and KV cache for the next decode of the same kind.
     """
     if confidence not in CONFIDENCES:
         raise ConfigError(f"decode.confidence={confidence!r} is unknown; choose one of: {', '.join(CONFIDENCES)}")
@@ -261,11 +264,19 @@ def decode(
         ahead = state.tokens.new_zeros(state.batch, blocks.length)
         pending = torch.zeros(state.batch, dtype=torch.bool, device=device)
     history: KLHistory | None = None
-    runner = StepRunner(capture, device, getattr(denoiser, "capturable", False))
+    capturable = getattr(denoiser, "capturable", False)
+    if graphs is None:
+        runner = StepRunner(capture, device, capturable)
+    else:
+        key = _graph_key(denoiser, state, (capture, cache, cache_refresh, blocks.length, window, chooser, stats_dtype,
+                                           confidence), early_exit, conditioning)
+        runner = graphs.runner(key, capture, device, capturable)
+    captured, capture_s = runner.captured, runner.capture_s
     forward = StepForward(
         denoiser, state, mode=cache, refresh=cache_refresh, window=window, block_length=blocks.length,
         answer=None if early_exit is None else early_exit.answer, runner=runner,
         stats=_statistics(None if state.uniform else state.mask_id, chooser, stats_dtype, confidence),
+        storage=None if graphs is None else graphs.storage,
     )
     phase = None if editing is None else _EditPhase(editing, state.batch, blocks.steps, device)
     foresee = early_exit is None and answer_first is None and editing is None  # a chunk's first counts: the synced
@@ -403,8 +414,31 @@ def decode(
 
     for cb in callbacks:
         cb.on_end(state)
-    return DecodeResult(state.tokens, state.nfe, state.wall_s, state.commit_step, step, state, runner.captured, syncs,
-                        runner.capture_s)
+    return DecodeResult(state.tokens, state.nfe, state.wall_s, state.commit_step, step, state,
+                        runner.captured - captured, syncs, runner.capture_s - capture_s)
+
+
+def _graph_key(denoiser: Denoiser, state: MaskedState, settings: tuple, early_exit: EarlyExit | None,
+               conditioning: dict) -> tuple | None:
+    """What a decode's captured calls depend on beyond their inputs' shapes (core/capture.py KeptGraphs): the
+    denoiser and where its weights lie, the canvas layout, the loop settings the calls read, the answer slots, and
+    the conditioning (per-row tensors by shape, other values by value). None when a conditioning value is a tensor
+    shared by every row: the calls would read it where it lay at capture."""
+    consts = []
+    for name, value in sorted(conditioning.items()):
+        if torch.is_tensor(value):
+            if value.shape[:1] != (state.batch,):
+                return None
+            consts.append((name, tuple(value.shape), value.dtype))
+        else:
+            try:
+                hash(value)
+            except TypeError:
+                return None
+            consts.append((name, value))
+    answer = None if early_exit is None else tuple(early_exit.answer.shape)
+    return (denoiser, memory_of(denoiser), str(state.tokens.device), state.batch, state.length, state.gen_start,
+            state.uniform, state.mask_id, settings, answer, tuple(consts))
 
 
 def _peeks(denoiser: Denoiser, rule: Rule, blocks: Blocks, cache: str, refresh: int) -> bool:

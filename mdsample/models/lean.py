@@ -105,11 +105,14 @@ class Rotary:
 
     Angles are computed in float32 as the reference implementations do (float64 for a float64 model). The tables
     are not weights, so they live outside the module's state; each call's layers read them at its positions.
+    A table that a longer one replaces stays alive: a CUDA graph kept across decodes (core/capture.py KeptGraphs)
+    may read it later, and its rows equal the new table's.
     """
 
     def __init__(self, dim: int, theta: float):
         self.dim, self.theta = dim, theta
         self._tables: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
+        self._replaced: list[torch.Tensor] = []
 
     def table(self, limit: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
         """A table ``[T >= limit, dim]`` in the rotary precision of a ``dtype`` model (float32, or float64).
@@ -119,6 +122,8 @@ class Rotary:
         real = torch.promote_types(dtype, torch.float32)
         table = self._tables.get((device, real))
         if table is None or table.shape[0] < limit:
+            if table is not None:
+                self._replaced.append(table)
             length = max(limit, 2 * (0 if table is None else table.shape[0]), 512)
             table = self._tables[(device, real)] = rotary_table(self.dim, self.theta, length, device, real)
         return table
