@@ -95,6 +95,15 @@ def rotary_store_reference(qkv: torch.Tensor, table: torch.Tensor, positions: to
     return qk[:, :, :heads]
 
 
+def attend_reference(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, n_keys: int,
+                     mask: torch.Tensor | None) -> torch.Tensor:
+    """SDPA of ``q[B, Q, heads, dim]`` over the first ``n_keys`` slots of ``keys`` / ``values[B, kv_heads, T, dim]``
+    (additive ``mask`` over those slots, or None), as ``[B, Q, heads * dim]``."""
+    a = F.scaled_dot_product_attention(q.transpose(1, 2), keys[:, :, :n_keys], values[:, :, :n_keys], attn_mask=mask,
+                                       enable_gqa=keys.shape[1] != q.shape[2])
+    return a.transpose(1, 2).reshape(q.shape[0], q.shape[1], -1)
+
+
 def swiglu_reference(gate_up: torch.Tensor) -> torch.Tensor:
     """silu(gate) * up of ``gate_up[..., 2I]`` (gate first)."""
     gate, up = gate_up.chunk(2, dim=-1)
@@ -130,6 +139,20 @@ def rotary_store(qkv: torch.Tensor, table: torch.Tensor, positions: torch.Tensor
 
         return fused_triton.rotary_store(qkv, table, positions, heads, keys, values, slots)
     return rotary_store_reference(qkv, table, positions, heads, keys, values, slots)
+
+
+def attend(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, n_keys: int,
+           mask: torch.Tensor | None) -> torch.Tensor:
+    """A KV store's attention (``attend_reference``) in one kernel on CUDA for a half / bf16 model with a power-of-two
+    head dim of 16 to 256 and contiguous last dimensions (models/attention_triton.py says why); float32 keeps SDPA,
+    since the kernel's products would round to TF32."""
+    dim = q.shape[-1]
+    if (uses_kernels(q, keys, values) and dim & (dim - 1) == 0 and 16 <= dim <= 256 and q.dtype != torch.float32
+            and q.stride(-1) == keys.stride(-1) == values.stride(-1) == 1):
+        from mdsample.models import attention_triton
+
+        return attention_triton.attend(q, keys, values, n_keys, mask)
+    return attend_reference(q, keys, values, n_keys, mask)
 
 
 def swiglu(gate_up: torch.Tensor) -> torch.Tensor:

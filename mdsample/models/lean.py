@@ -168,16 +168,12 @@ class Attention(nn.Module):
         qkv = self.qkv(x).view(b, length, self.heads + 2 * self.kv_heads, self.dim)
         if store is not None:
             q = fused.rotary_store(qkv, table, positions, self.heads, store.keys, store.values, store.slots)
-            q = q.transpose(1, 2)
-            own = LayerKV(store.keys, store.values)
-            stored = store.keys.shape[2] - 1
-            keys, values = store.keys[:, :, :stored], store.values[:, :, :stored]
-        else:
-            qk = fused.rotary(qkv[:, :, : self.heads + self.kv_heads], table, positions)
-            q = qk[:, :, : self.heads].transpose(1, 2)
-            own = LayerKV(qk[:, :, self.heads :].transpose(1, 2),
-                          qkv[:, :, self.heads + self.kv_heads :].transpose(1, 2))
-            keys, values = own
+            a = fused.attend(q, store.keys, store.values, store.keys.shape[2] - 1, mask)
+            return self.out(a), LayerKV(store.keys, store.values)
+        qk = fused.rotary(qkv[:, :, : self.heads + self.kv_heads], table, positions)
+        q = qk[:, :, : self.heads].transpose(1, 2)
+        own = LayerKV(qk[:, :, self.heads :].transpose(1, 2), qkv[:, :, self.heads + self.kv_heads :].transpose(1, 2))
+        keys, values = own
         if prefix is not None:
             keys, values = torch.cat([prefix.keys, keys], dim=2), torch.cat([prefix.values, values], dim=2)
         if suffix is not None:
