@@ -40,7 +40,7 @@ class SkinnyConfig:
 
 CANDIDATES = (
     SkinnyConfig(64, 128, 1, 4, 5),
-    SkinnyConfig(128, 128, 1, 4, 4),
+    SkinnyConfig(128, 128, 1, 4, 3),
     SkinnyConfig(32, 256, 1, 4, 4),
     SkinnyConfig(16, 256, 1, 4, 5),
     SkinnyConfig(64, 128, 2, 4, 5),
