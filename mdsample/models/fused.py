@@ -34,6 +34,10 @@ from torch.nn import functional as F
 from mdsample.core.triton_check import triton_available
 
 _enabled = True
+_skinny = True
+
+SKINNY_ROWS = 64
+"""``linear`` runs the skinny GEMM (models/skinny_triton.py) up to this many rows, cuBLAS beyond."""
 
 
 @contextlib.contextmanager
@@ -45,6 +49,18 @@ def disabled() -> Iterator[None]:
         yield
     finally:
         _enabled = before
+
+
+@contextlib.contextmanager
+def skinny_disabled() -> Iterator[None]:
+    """Run ``linear`` as cuBLAS (F.linear) on every device, the other fused ops unchanged (the skinny GEMM's
+    benchmark row)."""
+    global _skinny
+    before, _skinny = _skinny, False
+    try:
+        yield
+    finally:
+        _skinny = before
 
 
 def uses_kernels(x: torch.Tensor, *others: torch.Tensor | None) -> bool:
@@ -162,3 +178,16 @@ def swiglu(gate_up: torch.Tensor) -> torch.Tensor:
 
         return fused_triton.swiglu(gate_up)
     return swiglu_reference(gate_up)
+
+
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``F.linear(x, weight, bias)``; on CUDA with at most ``SKINNY_ROWS`` rows of half / bf16 the skinny GEMM
+    (models/skinny_triton.py), which streams the weight at closer to full bandwidth than cuBLAS's kernels for a
+    decode step's few rows."""
+    rows = x.numel() // max(x.shape[-1], 1)
+    if (_skinny and rows <= SKINNY_ROWS and x.dtype in (torch.float16, torch.bfloat16) and weight.dtype == x.dtype
+            and weight.stride(-1) == 1 and uses_kernels(x, weight, bias)):
+        from mdsample.models import skinny_triton
+
+        return skinny_triton.skinny_linear(x, weight, bias)
+    return F.linear(x, weight, bias)
