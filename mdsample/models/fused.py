@@ -34,7 +34,7 @@ from torch.nn import functional as F
 from mdsample.core.triton_check import triton_available
 
 _enabled = True
-_skinny = True
+_off: set[str] = set()
 
 SKINNY_ROWS = 64
 """``linear`` runs the skinny GEMM (models/skinny_triton.py) up to this many rows, cuBLAS beyond."""
@@ -52,15 +52,17 @@ def disabled() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def skinny_disabled() -> Iterator[None]:
-    """Run ``linear`` as cuBLAS (F.linear) on every device, the other fused ops unchanged (the skinny GEMM's
-    benchmark row)."""
-    global _skinny
-    before, _skinny = _skinny, False
+def without(*ops: str) -> Iterator[None]:
+    """Run the references of ``ops`` (of "linear", "attend") on every device, the other kernels unchanged: the
+    benchmarks' rows with cuBLAS's GEMMs or SDPA's attention (benchmarks/rule_step.py ``--linear`` /
+    ``--attention``)."""
+    before = set(_off)
+    _off.update(ops)
     try:
         yield
     finally:
-        _skinny = before
+        _off.clear()
+        _off.update(before)
 
 
 def uses_kernels(x: torch.Tensor, *others: torch.Tensor | None) -> bool:
@@ -163,8 +165,8 @@ def attend(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, n_keys: in
     head dim of 16 to 256 and contiguous last dimensions (models/attention_triton.py says why); float32 keeps SDPA,
     since the kernel's products would round to TF32."""
     dim = q.shape[-1]
-    if (uses_kernels(q, keys, values) and dim & (dim - 1) == 0 and 16 <= dim <= 256 and q.dtype != torch.float32
-            and q.stride(-1) == keys.stride(-1) == values.stride(-1) == 1):
+    if ("attend" not in _off and uses_kernels(q, keys, values) and dim & (dim - 1) == 0 and 16 <= dim <= 256
+            and q.dtype != torch.float32 and q.stride(-1) == keys.stride(-1) == values.stride(-1) == 1):
         from mdsample.models import attention_triton
 
         return attention_triton.attend(q, keys, values, n_keys, mask)
@@ -185,8 +187,8 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     (models/skinny_triton.py), which streams the weight at closer to full bandwidth than cuBLAS's kernels for a
     decode step's few rows."""
     rows = x.numel() // max(x.shape[-1], 1)
-    if (_skinny and rows <= SKINNY_ROWS and x.dtype in (torch.float16, torch.bfloat16) and weight.dtype == x.dtype
-            and weight.stride(-1) == 1 and uses_kernels(x, weight, bias)):
+    if ("linear" not in _off and rows <= SKINNY_ROWS and x.dtype in (torch.float16, torch.bfloat16)
+            and weight.dtype == x.dtype and weight.stride(-1) == 1 and uses_kernels(x, weight, bias)):
         from mdsample.models import skinny_triton
 
         return skinny_triton.skinny_linear(x, weight, bias)

@@ -27,24 +27,6 @@ MODEL_SHAPES = [(12288, 4096), (4096, 4096), (24576, 4096), (4096, 12288), (1264
                 (4608, 3584), (3584, 3584), (37888, 3584), (3584, 18944), (152064, 3584)]
 
 
-@pytest.fixture(autouse=True)
-def interpreter_loop_bounds(monkeypatch):
-    """Triton's interpreter passes a scalar argument as a one-element array and converts it for ``range`` with
-    ``int(array)``, which numpy >= 2.4 refuses; the kernel's loop over K has a runtime bound, so read it with
-    ``.item()``. (Compiled kernels are unaffected.)"""
-    if os.environ.get("TRITON_INTERPRET") != "1" or not HAS_TRITON:
-        return
-    from triton.runtime import interpreter
-
-    patch = interpreter._patch_lang_tensor
-
-    def patched(tensor):
-        patch(tensor)
-        tensor.__index__ = lambda self: int(self.handle.data.item())
-
-    monkeypatch.setattr(interpreter, "_patch_lang_tensor", patched)
-
-
 def randn(*shape: int, seed: int) -> torch.Tensor:
     return torch.randn(*shape, generator=torch.Generator().manual_seed(seed)).to(TRITON_DEVICE)
 
