@@ -40,7 +40,6 @@ from mdsample.core import BlockSchedule, MaskedState, decode
 from mdsample.core.capture import KeptGraphs
 from mdsample.core.compile import use_compile
 from mdsample.core.rules import BUILTIN_RULES
-from mdsample.models import fused
 
 OPTIONS = {**RULE_OPTIONS, "threshold": {"threshold": 0.9}}
 PLAIN = "confidence"
@@ -48,32 +47,21 @@ PLAIN = "confidence"
 
 def run(den, preset, rule: str, batch: int, prompt: torch.Tensor, args, gen: int, callbacks=(), graphs=None):
     state = MaskedState.blank(batch, gen, preset.mask_id, prompt=prompt.expand(batch, -1), device=prompt.device)
-    with attention_backend(args.attention), linear_kernel(args.linear):
+    with attention_backend(args.attention):
         return decode(den, state, BUILTIN_RULES[rule](**OPTIONS.get(rule, {})),
                       schedule=BlockSchedule(gen, args.block), cache=args.cache, capture=args.capture,
                       sync_every=args.sync_every, generator=torch.Generator(prompt.device).manual_seed(0),
                       callbacks=callbacks, graphs=graphs)
 
 
-def attention_backend(name: str) -> contextlib.AbstractContextManager:
-    """``--attention``: the cached step's Triton kernel (models/attention_triton.py), or SDPA with PyTorch's own
-    choice of kernel ("sdpa") or one forced (the captured graphs record it)."""
-    if name == "triton":
+def attention_backend(name: str):
+    """``--attention``: PyTorch's own choice of SDPA kernel, or one forced (the captured graphs record it)."""
+    if name == "default":
         return contextlib.nullcontext()
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
-    stack = contextlib.ExitStack()
-    stack.enter_context(fused.without("attend"))
-    if name != "sdpa":
-        backends = {"efficient": SDPBackend.EFFICIENT_ATTENTION, "math": SDPBackend.MATH,
-                    "cudnn": SDPBackend.CUDNN_ATTENTION, "flash": SDPBackend.FLASH_ATTENTION}
-        stack.enter_context(sdpa_kernel(backends[name]))
-    return stack
-
-
-def linear_kernel(name: str) -> contextlib.AbstractContextManager:
-    """``--linear``: the skinny GEMM for a step's few rows (models/skinny_triton.py), or cuBLAS everywhere."""
-    return contextlib.nullcontext() if name == "skinny" else fused.without("linear")
+    return sdpa_kernel({"efficient": SDPBackend.EFFICIENT_ATTENTION, "cudnn": SDPBackend.CUDNN_ATTENTION,
+                        "flash": SDPBackend.FLASH_ATTENTION, "math": SDPBackend.MATH}[name])
 
 
 def timed(den, preset, rule: str, batch: int, prompt: torch.Tensor, args, gen: int,
@@ -164,11 +152,8 @@ def main() -> None:
     parser.add_argument("--sync-every", type=lambda v: v if v == "auto" else int(v), default="auto",
                         help="decode.sync_every: auto (the default) or N")
     parser.add_argument("--compile", default="off", choices=["auto", "on", "off"])
-    parser.add_argument("--attention", default="triton", choices=["triton", "sdpa", "efficient", "cudnn", "flash",
-                                                                   "math"],
-                        help="the cached step's attention: our Triton kernel, or SDPA (PyTorch's choice, or forced)")
-    parser.add_argument("--linear", default="skinny", choices=["skinny", "cublas"],
-                        help="GEMMs of at most 64 rows: the skinny Triton GEMM, or cuBLAS")
+    parser.add_argument("--attention", default="default", choices=["default", "efficient", "cudnn", "flash", "math"],
+                        help="SDPA kernel (default: PyTorch's choice)")
     parser.add_argument("--keep-graphs", action="store_true", help="each rule keeps its CUDA graphs and KV cache "
                         "from its warm-up decode on (core/capture.py KeptGraphs, as a run's batches do): the timed "
                         "decodes capture nothing")
@@ -213,8 +198,8 @@ def main() -> None:
                       device=str(device), dtype=args.dtype, torch=torch.__version__,
                       device_name=torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
                       prompt=args.prompt, gen=args.gen, block=args.block, cache=args.cache, capture=args.capture,
-                      sync_every=args.sync_every, compile=args.compile, attention=args.attention, linear=args.linear,
-                      repeats=args.repeats, keep_graphs=args.keep_graphs,
+                      sync_every=args.sync_every, compile=args.compile, attention=args.attention, repeats=args.repeats,
+                      keep_graphs=args.keep_graphs,
                       summary=summarise(rows, rules), anatomy=anatomies, rows=rows)
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(report, indent=1) + "\n")

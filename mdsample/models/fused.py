@@ -34,10 +34,6 @@ from torch.nn import functional as F
 from mdsample.core.triton_check import triton_available
 
 _enabled = True
-_off: set[str] = set()
-
-SKINNY_ROWS = 64
-"""``linear`` runs the skinny GEMM (models/skinny_triton.py) up to this many rows, cuBLAS beyond."""
 
 
 @contextlib.contextmanager
@@ -49,20 +45,6 @@ def disabled() -> Iterator[None]:
         yield
     finally:
         _enabled = before
-
-
-@contextlib.contextmanager
-def without(*ops: str) -> Iterator[None]:
-    """Run the references of ``ops`` (of "linear", "attend") on every device, the other kernels unchanged: the
-    benchmarks' rows with cuBLAS's GEMMs or SDPA's attention (benchmarks/rule_step.py ``--linear`` /
-    ``--attention``)."""
-    before = set(_off)
-    _off.update(ops)
-    try:
-        yield
-    finally:
-        _off.clear()
-        _off.update(before)
 
 
 def uses_kernels(x: torch.Tensor, *others: torch.Tensor | None) -> bool:
@@ -113,15 +95,6 @@ def rotary_store_reference(qkv: torch.Tensor, table: torch.Tensor, positions: to
     return qk[:, :, :heads]
 
 
-def attend_reference(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, n_keys: int,
-                     mask: torch.Tensor | None) -> torch.Tensor:
-    """SDPA of ``q[B, Q, heads, dim]`` over the first ``n_keys`` slots of ``keys`` / ``values[B, kv_heads, T, dim]``
-    (additive ``mask`` over those slots, or None), as ``[B, Q, heads * dim]``."""
-    a = F.scaled_dot_product_attention(q.transpose(1, 2), keys[:, :, :n_keys], values[:, :, :n_keys], attn_mask=mask,
-                                       enable_gqa=keys.shape[1] != q.shape[2])
-    return a.transpose(1, 2).reshape(q.shape[0], q.shape[1], -1)
-
-
 def swiglu_reference(gate_up: torch.Tensor) -> torch.Tensor:
     """silu(gate) * up of ``gate_up[..., 2I]`` (gate first)."""
     gate, up = gate_up.chunk(2, dim=-1)
@@ -159,20 +132,6 @@ def rotary_store(qkv: torch.Tensor, table: torch.Tensor, positions: torch.Tensor
     return rotary_store_reference(qkv, table, positions, heads, keys, values, slots)
 
 
-def attend(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, n_keys: int,
-           mask: torch.Tensor | None) -> torch.Tensor:
-    """A KV store's attention (``attend_reference``) in one kernel on CUDA for a half / bf16 model with a power-of-two
-    head dim of 16 to 256 and contiguous last dimensions (models/attention_triton.py says why); float32 keeps SDPA,
-    since the kernel's products would round to TF32."""
-    dim = q.shape[-1]
-    if ("attend" not in _off and uses_kernels(q, keys, values) and dim & (dim - 1) == 0 and 16 <= dim <= 256
-            and q.dtype != torch.float32 and q.stride(-1) == keys.stride(-1) == values.stride(-1) == 1):
-        from mdsample.models import attention_triton
-
-        return attention_triton.attend(q, keys, values, n_keys, mask)
-    return attend_reference(q, keys, values, n_keys, mask)
-
-
 def swiglu(gate_up: torch.Tensor) -> torch.Tensor:
     """silu(gate) * up in one kernel on CUDA (``swiglu_reference``)."""
     if uses_kernels(gate_up):
@@ -180,16 +139,3 @@ def swiglu(gate_up: torch.Tensor) -> torch.Tensor:
 
         return fused_triton.swiglu(gate_up)
     return swiglu_reference(gate_up)
-
-
-def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """``F.linear(x, weight, bias)``; on CUDA with at most ``SKINNY_ROWS`` rows of half / bf16 the skinny GEMM
-    (models/skinny_triton.py), which streams the weight at closer to full bandwidth than cuBLAS's kernels for a
-    decode step's few rows."""
-    rows = x.numel() // max(x.shape[-1], 1)
-    if ("linear" not in _off and rows <= SKINNY_ROWS and x.dtype in (torch.float16, torch.bfloat16)
-            and weight.dtype == x.dtype and weight.stride(-1) == 1 and uses_kernels(x, weight, bias)):
-        from mdsample.models import skinny_triton
-
-        return skinny_triton.skinny_linear(x, weight, bias)
-    return F.linear(x, weight, bias)

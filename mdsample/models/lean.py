@@ -165,21 +165,25 @@ class Attention(nn.Module):
         keys ``[B, 1, 1, P + L + S]`` (with ``store``: over its L slots). Returns the output and this call's
         keys/values (with ``store``: the storage, which holds them at their slots)."""
         b, length, _ = x.shape
-        qkv = fused.linear(x, self.qkv.weight, self.qkv.bias).view(b, length, self.heads + 2 * self.kv_heads, self.dim)
+        qkv = self.qkv(x).view(b, length, self.heads + 2 * self.kv_heads, self.dim)
         if store is not None:
             q = fused.rotary_store(qkv, table, positions, self.heads, store.keys, store.values, store.slots)
-            a = fused.attend(q, store.keys, store.values, store.keys.shape[2] - 1, mask)
-            return fused.linear(a, self.out.weight), LayerKV(store.keys, store.values)
-        qk = fused.rotary(qkv[:, :, : self.heads + self.kv_heads], table, positions)
-        q = qk[:, :, : self.heads].transpose(1, 2)
-        own = LayerKV(qk[:, :, self.heads :].transpose(1, 2), qkv[:, :, self.heads + self.kv_heads :].transpose(1, 2))
-        keys, values = own
+            q = q.transpose(1, 2)
+            own = LayerKV(store.keys, store.values)
+            stored = store.keys.shape[2] - 1
+            keys, values = store.keys[:, :, :stored], store.values[:, :, :stored]
+        else:
+            qk = fused.rotary(qkv[:, :, : self.heads + self.kv_heads], table, positions)
+            q = qk[:, :, : self.heads].transpose(1, 2)
+            own = LayerKV(qk[:, :, self.heads :].transpose(1, 2),
+                          qkv[:, :, self.heads + self.kv_heads :].transpose(1, 2))
+            keys, values = own
         if prefix is not None:
             keys, values = torch.cat([prefix.keys, keys], dim=2), torch.cat([prefix.values, values], dim=2)
         if suffix is not None:
             keys, values = torch.cat([keys, suffix.keys], dim=2), torch.cat([values, suffix.values], dim=2)
         a = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, enable_gqa=self.kv_heads != self.heads)
-        return fused.linear(a.transpose(1, 2).reshape(b, length, self.heads * self.dim), self.out.weight), own
+        return self.out(a.transpose(1, 2).reshape(b, length, self.heads * self.dim)), own
 
 
 class SwiGLU(nn.Module):
@@ -191,7 +195,7 @@ class SwiGLU(nn.Module):
         self.down = nn.Linear(cfg.intermediate_size, cfg.hidden_size, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return fused.linear(fused.swiglu(fused.linear(x, self.gate_up.weight)), self.down.weight)
+        return self.down(fused.swiglu(self.gate_up(x)))
 
 
 class Block(nn.Module):
@@ -343,7 +347,7 @@ class LeanTransformer(nn.Module):
             x = x[rows, outputs]
             update = None if update is None else update[rows, outputs]
         x, _ = fused.add_rms_norm(x, update, self.norm.weight, self.config.norm_eps)
-        logits = fused.linear(x, self.embed.weight if self.head is None else self.head.weight)
+        logits = F.linear(x, self.embed.weight) if self.head is None else self.head(x)
         return LeanOutput(logits, kvs if return_kv else None)
 
 
