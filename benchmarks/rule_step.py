@@ -40,6 +40,7 @@ from mdsample.core import BlockSchedule, MaskedState, decode
 from mdsample.core.capture import KeptGraphs
 from mdsample.core.compile import use_compile
 from mdsample.core.rules import BUILTIN_RULES
+from mdsample.models import blas
 
 OPTIONS = {**RULE_OPTIONS, "threshold": {"threshold": 0.9}}
 PLAIN = "confidence"
@@ -157,6 +158,8 @@ def main() -> None:
     parser.add_argument("--keep-graphs", action="store_true", help="each rule keeps its CUDA graphs and KV cache "
                         "from its warm-up decode on (core/capture.py KeptGraphs, as a run's batches do): the timed "
                         "decodes capture nothing")
+    parser.add_argument("--blas", default="cublaslt", choices=["cublaslt", "default"],
+                        help="the native modules' GEMM library (models/blas.py): cuBLASLt, or PyTorch's default")
     parser.add_argument("--prompt", type=int, default=128)
     parser.add_argument("--gen", type=int, default=256)
     parser.add_argument("--block", type=int, default=32)
@@ -181,6 +184,7 @@ def main() -> None:
     unknown = [r for r in rules if r not in BUILTIN_RULES]
     if unknown:
         raise SystemExit(f"unknown rule(s) {unknown}; choose from {sorted(BUILTIN_RULES)}")
+    blas.PREFERRED = None if args.blas == "default" else args.blas
     device = torch.device(args.device)
     torch.manual_seed(0)
     model, _ = build(shape, device, getattr(torch, args.dtype), False)
@@ -198,7 +202,8 @@ def main() -> None:
                       device=str(device), dtype=args.dtype, torch=torch.__version__,
                       device_name=torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
                       prompt=args.prompt, gen=args.gen, block=args.block, cache=args.cache, capture=args.capture,
-                      sync_every=args.sync_every, compile=args.compile, attention=args.attention, repeats=args.repeats,
+                      sync_every=args.sync_every, compile=args.compile, attention=args.attention, blas=args.blas,
+                      repeats=args.repeats,
                       keep_graphs=args.keep_graphs,
                       summary=summarise(rows, rules), anatomy=anatomies, rows=rows)
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -35,7 +35,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from mdsample.errors import ConfigError, MissingFileError
-from mdsample.models import fused
+from mdsample.models import blas, fused
 from mdsample.models.fused import rotary_table
 
 _RECOMPILE_LIMIT = 64
@@ -298,14 +298,15 @@ class LeanTransformer(nn.Module):
         ``positions[B or 1, L]`` (each below P + L + S) default to ``P .. P + L - 1`` (P = prefix length).
         """
         args = (tokens, attention_mask, positions, prefix, suffix, return_kv, store, outputs, on_kv)
-        if self.compiled:
-            try:
-                return self._forward(*args)
-            except torch._dynamo.exc.TorchDynamoException as exc:  # compilation failed, not the computation
-                warnings.warn(f"torch.compile failed, running the module eagerly: {str(exc).splitlines()[0][:200]}",
-                              RuntimeWarning, stacklevel=2)
-                self.compiled = False
-        return self._forward(*args)
+        with blas.preferred(tokens.device):
+            if self.compiled:
+                try:
+                    return self._forward(*args)
+                except torch._dynamo.exc.TorchDynamoException as exc:  # compilation failed, not the computation
+                    warnings.warn(f"torch.compile failed, running the module eagerly: "
+                                  f"{str(exc).splitlines()[0][:200]}", RuntimeWarning, stacklevel=2)
+                    self.compiled = False
+            return self._forward(*args)
 
     def _forward(
         self,
