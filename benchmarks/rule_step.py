@@ -157,7 +157,7 @@ def main() -> None:
                         help="SDPA kernel (default: PyTorch's choice)")
     parser.add_argument("--keep-graphs", action="store_true", help="each rule keeps its CUDA graphs and KV cache "
                         "from its warm-up decode on (core/capture.py KeptGraphs, as a run's batches do): the timed "
-                        "decodes capture nothing")
+                        "decodes capture nothing; every rule's cache then stays resident, outside working_gb")
     parser.add_argument("--blas", default="cublaslt", choices=["cublaslt", "default"],
                         help="the native modules' GEMM library (models/blas.py): cuBLASLt, or PyTorch's default")
     parser.add_argument("--prompt", type=int, default=128)

@@ -610,7 +610,8 @@ def main() -> None:
     parser.add_argument("--sync-every", type=int, help="shorthand for --decode sync_every=N")
     parser.add_argument("--keep-graphs", action="store_true",
                         help="time each of our decodes after an untimed one of the same cell that captured its CUDA "
-                             "graphs, which the timed one replays (core/capture.py KeptGraphs: a run's later batches)")
+                             "graphs, which the timed one replays (core/capture.py KeptGraphs: a run's later batches); "
+                             "its KV cache is then resident before the timed decode, outside working_gb")
     parser.add_argument("--profile", action="store_true",
                         help="kernel profiles of the plain loop (and KLASS's dual-cache step) where targets are read")
     parser.add_argument("--budget-s", type=float, default=None,

@@ -57,8 +57,9 @@ class RunResult:
 @dataclass(frozen=True)
 class Decoder:
     """What every batch of a run decodes with: the config's rule, block schedule, token chooser, loop settings and
-    corrector steps, and the CUDA graphs its decodes keep (core/capture.py KeptGraphs: only a run's first batch of
-    a shape pays the capture).
+    corrector steps, and the CUDA graphs its decodes keep (core/capture.py KeptGraphs: with a capturable denoiser,
+    such as the native LLaDA / Dream modules, only a run's first batch of each shape pays the capture; the graphs and
+    KV cache stay until a batch of another shape, or until the Decoder goes).
 
     Shared by ``execute`` and the integrations (the lm-evaluation-harness model) so both decode alike.
     """

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -128,14 +128,18 @@ class KeptGraphs:
     cache between its decodes, as a decode does while it runs. The kept storage's contents are stale, which is safe
     because the loop refreshes a KV cache row before any cached call reads it. Only a static step keeps anything
     (on the CPU, ``capture=on``: its storage, which tests use to check that stale contents change no token).
+
+    Not in the key: process-wide kernel choices (the BLAS library, an SDPA backend context, autocast). A graph
+    replays the kernels chosen when it was captured, so whoever shares a keeper keeps those settings fixed between
+    its decodes, as a run does.
     """
 
     def __init__(self) -> None:
-        self._key: Hashable | None = None
+        self._key: tuple | None = None
         self._runner: StepRunner | None = None
         self._storage: dict[str, Any] = {}
 
-    def runner(self, key: Hashable | None, mode: str, device: torch.device, capturable: bool) -> StepRunner:
+    def runner(self, key: tuple | None, mode: str, device: torch.device, capturable: bool) -> StepRunner:
         """The kept runner when ``key`` matches the last decode's, else a new one (kept in its place if static)."""
         if key is not None and key == self._key and self._runner is not None:
             return self._runner
@@ -159,11 +163,23 @@ class KeptGraphs:
 
 
 def memory_of(denoiser: object) -> tuple:
-    """What a graph of a denoiser's calls depends on inside the denoiser: the addresses of the tensors of the modules
-    it holds (its attributes that are ``nn.Module``; moved or reloaded weights change it) and whether each runs its
-    compiled forward (``decode.compile``, a ``compiled`` attribute), which captures other kernels."""
-    held = []
-    for value in vars(denoiser).values():
+    """What a graph of a denoiser's calls depends on inside the denoiser: the address and dtype of every tensor of the
+    modules it is or holds (found through its attributes, a few holders deep: an adapter wrapping a text model
+    wrapping the module; moved, cast or reloaded weights change it) and whether each runs its compiled forward
+    (``decode.compile``, a ``compiled`` attribute), which captures other kernels."""
+    held: list = []
+    seen: set[int] = set()
+
+    def visit(value: object, depth: int) -> None:
+        if id(value) in seen or depth > 3:
+            return
+        seen.add(id(value))
         if isinstance(value, torch.nn.Module):
-            held += [getattr(value, "compiled", None), *(t.data_ptr() for t in (*value.parameters(), *value.buffers()))]
+            tensors = (*value.parameters(), *value.buffers())
+            held.extend([getattr(value, "compiled", None), *((t.data_ptr(), t.dtype) for t in tensors)])
+        elif hasattr(value, "__dict__") and not isinstance(value, type):
+            for child in vars(value).values():
+                visit(child, depth + 1)
+
+    visit(denoiser, 0)
     return tuple(held)

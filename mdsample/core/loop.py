@@ -421,24 +421,28 @@ def decode(
 def _graph_key(denoiser: Denoiser, state: MaskedState, settings: tuple, early_exit: EarlyExit | None,
                conditioning: dict) -> tuple | None:
     """What a decode's captured calls depend on beyond their inputs' shapes (core/capture.py KeptGraphs): the
-    denoiser and where its weights lie, the canvas layout, the loop settings the calls read, the answer slots, and
-    the conditioning (per-row tensors by shape, other values by value). None when a conditioning value is a tensor
-    shared by every row: the calls would read it where it lay at capture."""
+    denoiser, whether it is capturable and where its weights lie, the canvas layout, the loop settings the calls read,
+    the answer slots, and the conditioning: per-row tensors by shape, other values by value when they are plain
+    scalars, strings or dtypes (or tuples of them). None for any other value, such as a tensor shared by every row,
+    which the calls would go on reading where it lay at capture."""
     consts = []
     for name, value in sorted(conditioning.items()):
-        if torch.is_tensor(value):
-            if value.shape[:1] != (state.batch,):
-                return None
+        if torch.is_tensor(value) and value.shape[:1] == (state.batch,):
             consts.append((name, tuple(value.shape), value.dtype))
+        elif _plain(value):
+            consts.append((name, type(value), value))
         else:
-            try:
-                hash(value)
-            except TypeError:
-                return None
-            consts.append((name, value))
+            return None
     answer = None if early_exit is None else tuple(early_exit.answer.shape)
-    return (denoiser, memory_of(denoiser), str(state.tokens.device), state.batch, state.length, state.gen_start,
-            state.uniform, state.mask_id, settings, answer, tuple(consts))
+    return (denoiser, getattr(denoiser, "capturable", False), memory_of(denoiser), str(state.tokens.device),
+            state.batch, state.length, state.gen_start, state.uniform, state.mask_id, settings, answer, tuple(consts))
+
+
+def _plain(value: object) -> bool:
+    """A value compared by value in a KeptGraphs key: None, a bool, number, string or dtype, or a tuple of them."""
+    if isinstance(value, tuple):
+        return all(_plain(v) for v in value)
+    return value is None or isinstance(value, (bool, int, float, str, torch.dtype))
 
 
 def _peeks(denoiser: Denoiser, rule: Rule, blocks: Blocks, cache: str, refresh: int) -> bool:

@@ -28,10 +28,10 @@ def preferred(device: torch.device) -> Iterator[None]:
     before = torch.backends.cuda.preferred_blas_library()
     try:
         torch.backends.cuda.preferred_blas_library(PREFERRED)
-    except RuntimeError:  # not built with it
-        yield
-        return
+    except RuntimeError:  # not built with it: the caller's library stays
+        before = None
     try:
         yield
     finally:
-        torch.backends.cuda.preferred_blas_library(before)
+        if before is not None:
+            torch.backends.cuda.preferred_blas_library(before)
