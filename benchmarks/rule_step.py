@@ -206,8 +206,7 @@ def main() -> None:
                       device_name=torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
                       prompt=args.prompt, gen=args.gen, block=args.block, cache=args.cache, capture=args.capture,
                       sync_every=args.sync_every, compile=args.compile, attention=args.attention, blas=args.blas,
-                      repeats=args.repeats,
-                      keep_graphs=args.keep_graphs,
+                      repeats=args.repeats, keep_graphs=args.keep_graphs,
                       summary=summarise(rows, rules), anatomy=anatomies, rows=rows)
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
