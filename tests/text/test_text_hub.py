@@ -52,3 +52,24 @@ def test_a_dream_checkpoint_s_bpe_vocab_json_is_not_taken_for_the_house_vocabula
                  "-n", "1", "--sampler", "confidence", "domain.gen_length=4", "--out", str(out), "--no-progress",
                  "--device", "cpu"]) == 0
     assert json.loads((out / "samples.jsonl").read_text().splitlines()[0])["nfe"] == 4
+
+
+@pytest.mark.parametrize("cache", ["prefix", "dual"])
+def test_the_native_module_s_kv_cache_and_captured_step_reach_the_command_line(llada_dir, tmp_path, cache):
+    """The hub wrapper shows the native module's cache calls, capturability and compile switch (a CUDA run then
+    caches, captures and keeps its graphs from batch to batch); on the CPU ``capture=on`` runs the static step."""
+    import torch
+
+    from mdsample.core.denoiser import CachingDenoiser
+    from mdsample.plugins.text.adapters.loader import load_text_model
+    from mdsample.plugins.text.hub import hub_denoiser
+
+    denoiser = hub_denoiser(load_text_model(str(llada_dir), trust_remote_code=True, device=torch.device("cpu")))
+    assert isinstance(denoiser, CachingDenoiser) and denoiser.capturable and denoiser.compilable
+    assert callable(denoiser.peek)
+    out = tmp_path / "run"
+    assert run_cli("--domain", "text", "--model", str(llada_dir), "--prompt", "the cat sat", "-n", "4",
+                   "batch_size=2", "--sampler", "klass", "domain.gen_length=6", "decode.block_length=3",
+                   f"decode.cache={cache}", "decode.capture=on", "--out", str(out)) == 0
+    rows = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    assert len(rows) == 4 and all(r["nfe"] >= 6 for r in rows)

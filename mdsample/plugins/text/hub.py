@@ -26,7 +26,12 @@ DELIMITER = " The answer is: "
 
 
 class HubDenoiser:
-    """The adapter's denoiser plus the TextModel it came from (tokenizer and special ids) for the domain."""
+    """The adapter's denoiser plus the TextModel it came from (tokenizer and special ids) for the domain.
+
+    Every other attribute is the adapter's denoiser's: a native LLaDA / Dream module's KV-cache calls (``new_cache``,
+    ``prefill``, ``cached``, ``peek``), ``capturable`` and ``compilable``, so that ``decode.cache``, the captured step
+    and ``decode.compile`` reach it from the command line as they do when it is decoded directly.
+    """
 
     def __init__(self, text_model: TextModel):
         self.text_model = text_model
@@ -35,6 +40,11 @@ class HubDenoiser:
 
     def __call__(self, tokens: torch.Tensor, **conditioning: torch.Tensor) -> torch.Tensor:
         return self.text_model.denoiser(tokens, **conditioning)
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "text_model":  # not set yet (an object being copied or unpickled)
+            raise AttributeError(name)
+        return getattr(self.text_model.denoiser, name)
 
 
 class HubBlockDenoiser(HubDenoiser):
