@@ -60,6 +60,7 @@ def test_the_native_module_s_kv_cache_and_captured_step_reach_the_command_line(l
     caches, captures and keeps its graphs from batch to batch); on the CPU ``capture=on`` runs the static step."""
     import torch
 
+    from mdsample.core.capture import memory_of
     from mdsample.core.denoiser import CachingDenoiser
     from mdsample.plugins.text.adapters.loader import load_text_model
     from mdsample.plugins.text.hub import hub_denoiser
@@ -67,6 +68,7 @@ def test_the_native_module_s_kv_cache_and_captured_step_reach_the_command_line(l
     denoiser = hub_denoiser(load_text_model(str(llada_dir), trust_remote_code=True, device=torch.device("cpu")))
     assert isinstance(denoiser, CachingDenoiser) and denoiser.capturable and denoiser.compilable
     assert callable(denoiser.peek)
+    assert memory_of(denoiser) == memory_of(denoiser.text_model.denoiser) != ()  # kept graphs see its weights
     out = tmp_path / "run"
     assert run_cli("--domain", "text", "--model", str(llada_dir), "--prompt", "the cat sat", "-n", "4",
                    "batch_size=2", "--sampler", "klass", "domain.gen_length=6", "decode.block_length=3",
