@@ -48,16 +48,9 @@ class HubDenoiser:
 
 
 class HubBlockDenoiser(HubDenoiser):
-    """A block-diffusion hub model (LLaDA2, DiffusionGemma): it carries the BlockDenoiser attributes, so decode()
-    runs the outer loop over canvases (core/blocks.py) with the family's settings."""
-
-    def __init__(self, text_model: TextModel):
-        super().__init__(text_model)
-        blocks = text_model.denoiser
-        self.corruption, self.aligned = blocks.corruption, blocks.aligned
-        for name in ("editing", "reselect", "spread", "stop_ids", "resizable", "default_steps"):
-            if hasattr(blocks, name):
-                setattr(self, name, getattr(blocks, name))
+    """A block-diffusion hub model (LLaDA2, DiffusionGemma): it shows the BlockDenoiser attributes (read through
+    ``HubDenoiser``), so decode() runs the outer loop over canvases (core/blocks.py) with the family's settings;
+    ``canvas_length`` is also written through to the model."""
 
     @property
     def canvas_length(self) -> int:
@@ -66,9 +59,6 @@ class HubBlockDenoiser(HubDenoiser):
     @canvas_length.setter
     def canvas_length(self, value: int) -> None:
         self.text_model.denoiser.canvas_length = value
-
-    def open(self, context: torch.Tensor, attention_mask: torch.Tensor, fresh: bool):
-        return self.text_model.denoiser.open(context, attention_mask, fresh)
 
 
 def hub_denoiser(text_model: TextModel) -> HubDenoiser:
